@@ -1,0 +1,106 @@
+/**
+ * The parts of dbt's artifacts (manifest v12, run_results v6) this product reads, typed, plus the
+ * artifact folder: dbt writes its files there and only `{uri, sha256, bytes}` references go through
+ * Temporal history.
+ */
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { pathToFileURL, fileURLToPath } from 'node:url';
+import type { ArtifactRef, AuditSummary, NodeOutcome } from '../workflows/types.js';
+
+export interface ManifestNode {
+  unique_id: string;
+  resource_type: string;
+  name: string;
+  database: string | null;
+  schema: string;
+  alias: string | null;
+  relation_name: string | null;
+  tags: string[];
+  config: {
+    materialized: string;
+    incremental_strategy?: string | null;
+    unique_key?: string | string[] | null;
+  };
+  depends_on: { nodes: string[] };
+}
+
+export interface Manifest {
+  metadata: { dbt_schema_version: string; project_name?: string };
+  nodes: Record<string, ManifestNode>;
+}
+
+export interface RunResult {
+  unique_id: string;
+  status: string;
+  message: string | null;
+  failures: number | null;
+  execution_time: number;
+  relation_name?: string | null;
+}
+
+export interface RunResults {
+  metadata: { dbt_schema_version: string };
+  results: RunResult[];
+  elapsed_time: number;
+}
+
+/** The statuses that let a deploy publish; dbt's `warn`, `skipped`, `error` and `fail` all block. */
+const PUBLISHABLE: Record<string, readonly string[]> = {
+  model: ['success'],
+  seed: ['success'],
+  snapshot: ['success'],
+  test: ['pass'],
+  unit_test: ['pass'],
+};
+
+/** How many blocking nodes a summary names; the full list stays in run_results.json. */
+const MAX_BLOCKING_LISTED = 25;
+
+export function summarizeRunResults(runResults: RunResults): AuditSummary {
+  const models: Record<string, number> = {};
+  const tests: Record<string, number> = {};
+  const blocking: NodeOutcome[] = [];
+  let blockingCount = 0;
+  for (const result of runResults.results) {
+    const type = resourceTypeOf(result.unique_id);
+    const counts = type === 'test' || type === 'unit_test' ? tests : models;
+    counts[result.status] = (counts[result.status] ?? 0) + 1;
+    const allowed = PUBLISHABLE[type] ?? ['success', 'pass'];
+    if (!allowed.includes(result.status)) {
+      blockingCount += 1;
+      if (blocking.length < MAX_BLOCKING_LISTED) {
+        blocking.push({
+          uniqueId: result.unique_id,
+          name: result.unique_id.split('.').slice(2).join('.'),
+          status: result.status,
+          ...(result.message ? { message: result.message } : {}),
+          ...(result.failures ? { failures: result.failures } : {}),
+        });
+      }
+    }
+  }
+  return { passed: blockingCount === 0 && runResults.results.length > 0, models, tests, blocking };
+}
+
+function resourceTypeOf(uniqueId: string): string {
+  return uniqueId.split('.')[0] ?? 'unknown';
+}
+
+export async function artifactRef(path: string): Promise<ArtifactRef> {
+  const bytes = await readFile(path);
+  return {
+    uri: pathToFileURL(path).href,
+    sha256: createHash('sha256').update(bytes).digest('hex'),
+    bytes: bytes.length,
+  };
+}
+
+/** Reads an artifact back, refusing one that changed since its reference was taken. */
+export async function readArtifact<T>(ref: ArtifactRef): Promise<T> {
+  const bytes = await readFile(fileURLToPath(ref.uri));
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  if (sha256 !== ref.sha256)
+    throw new Error(`artifact ${ref.uri} changed since it was written (sha256 mismatch)`);
+  return JSON.parse(bytes.toString('utf8')) as T;
+}

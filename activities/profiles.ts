@@ -1,0 +1,121 @@
+/**
+ * Reads dbt's profiles.yml the way dbt resolves it, so the worker connects to exactly the warehouse the
+ * dbt target names. Credentials stay here, on the worker: only profile and target names travel
+ * through Temporal history.
+ */
+import { readFileSync } from 'node:fs';
+import { basename, extname, isAbsolute, join, resolve } from 'node:path';
+import { parse } from 'yaml';
+import { type Engine, isEngine } from './warehouses/capabilities.js';
+
+export class ProfileError extends Error {
+  override readonly name = 'ProfileError';
+}
+
+export interface DuckDbConnection {
+  engine: 'duckdb';
+  /** Absolute path of the database file. */
+  path: string;
+  /** The catalog name dbt renders into relation names: the file's stem unless the profile sets one. */
+  database: string;
+  schema: string;
+}
+
+export type WarehouseConnection = DuckDbConnection;
+
+export interface TargetOutput {
+  type: string;
+  schema?: string;
+  [key: string]: unknown;
+}
+
+export function readProfiles(profilesDir: string): Record<string, unknown> {
+  const path = join(profilesDir, 'profiles.yml');
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    throw new ProfileError(`${path}: not found (set --profiles-dir or DBT_PROFILES_DIR)`);
+  }
+  const parsed: unknown = parse(text);
+  if (!isRecord(parsed)) throw new ProfileError(`${path}: expected a mapping of profiles`);
+  return parsed;
+}
+
+/** The output block of one target, with `env_var()` rendered as dbt would. */
+export function readTarget(profilesDir: string, profile: string, target: string): TargetOutput {
+  const profiles = readProfiles(profilesDir);
+  const entry = profiles[profile];
+  const where = join(profilesDir, 'profiles.yml');
+  if (!isRecord(entry)) throw new ProfileError(`${where}: profile "${profile}" not found`);
+  const outputs = entry['outputs'];
+  if (!isRecord(outputs)) throw new ProfileError(`${where}: profile "${profile}" has no outputs`);
+  const output = outputs[target];
+  if (!isRecord(output)) {
+    const known = Object.keys(outputs).join(', ');
+    throw new ProfileError(
+      `${where}: target "${target}" not found in profile "${profile}" (targets: ${known})`,
+    );
+  }
+  const rendered = renderValues(output, where) as Record<string, unknown>;
+  if (typeof rendered['type'] !== 'string')
+    throw new ProfileError(`${where}: target "${target}" has no type`);
+  return rendered as TargetOutput;
+}
+
+export function engineOf(output: TargetOutput, where: string): Engine {
+  if (!isEngine(output.type)) {
+    throw new ProfileError(
+      `${where}: adapter type "${output.type}" is not supported yet (supported: duckdb)`,
+    );
+  }
+  return output.type;
+}
+
+export function connectionFor(
+  projectDir: string,
+  profilesDir: string,
+  profile: string,
+  target: string,
+): WarehouseConnection {
+  const output = readTarget(profilesDir, profile, target);
+  const engine = engineOf(output, join(profilesDir, 'profiles.yml'));
+  switch (engine) {
+    case 'duckdb': {
+      const raw = typeof output['path'] === 'string' ? output['path'] : ':memory:';
+      if (raw === ':memory:')
+        throw new ProfileError(`target "${target}": an in-memory DuckDB cannot be deployed to`);
+      // dbt runs with the project as its working directory, so a relative path is relative to it.
+      const path = isAbsolute(raw) ? raw : resolve(projectDir, raw);
+      const database =
+        typeof output['database'] === 'string' ? output['database'] : basename(path, extname(path));
+      return { engine, path, database, schema: output.schema ?? 'main' };
+    }
+  }
+}
+
+const ENV_VAR =
+  /\{\{\s*env_var\(\s*['"]([^'"]+)['"]\s*(?:,\s*['"]([^'"]*)['"]\s*)?\)\s*(?:\|\s*(?:int|as_number|as_text)\s*)?\}\}/g;
+
+/** Renders the one Jinja function profiles use in practice; anything else is refused, not guessed. */
+function renderValues(value: unknown, where: string): unknown {
+  if (typeof value === 'string') {
+    const rendered = value.replace(ENV_VAR, (_match, name: string, fallback: string | undefined) => {
+      const found = process.env[name] ?? fallback;
+      if (found === undefined)
+        throw new ProfileError(`${where}: env var ${name} is not set and has no default`);
+      return found;
+    });
+    if (rendered.includes('{{'))
+      throw new ProfileError(`${where}: only env_var() is supported in profiles: ${value}`);
+    return rendered;
+  }
+  if (Array.isArray(value)) return value.map((v) => renderValues(v, where));
+  if (isRecord(value))
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, renderValues(v, where)]));
+  return value;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

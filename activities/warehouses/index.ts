@@ -1,0 +1,32 @@
+import type { WarehouseConnection } from '../profiles.js';
+import { takeTurn } from '../turns.js';
+import type { WarehouseAdapter } from './adapter.js';
+import { DuckDbAdapter, type StatementLog } from './duckdb.js';
+
+/** The key under which dbt and the worker take turns on a warehouse; shared with the dbt runner. */
+export function turnKey(connection: WarehouseConnection): string {
+  return `${connection.engine}:${connection.path}`;
+}
+
+/** Opens the warehouse for `work` and closes it afterwards, so a dbt process can have the file next. */
+export async function withWarehouse<T>(
+  connection: WarehouseConnection,
+  log: StatementLog,
+  work: (warehouse: WarehouseAdapter) => Promise<T>,
+): Promise<T> {
+  return takeTurn(turnKey(connection), async () => {
+    const warehouse = await open(connection, log);
+    try {
+      return await work(warehouse);
+    } finally {
+      await warehouse.close();
+    }
+  });
+}
+
+async function open(connection: WarehouseConnection, log: StatementLog): Promise<WarehouseAdapter> {
+  switch (connection.engine) {
+    case 'duckdb':
+      return DuckDbAdapter.open(connection, log);
+  }
+}

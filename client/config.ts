@@ -1,0 +1,79 @@
+/**
+ * deploy.yml: which dbt targets play which role, the strategy, what to publish and how long backups
+ * stay. It holds no secrets; credentials stay in profiles.yml on the worker. Validated completely before
+ * any workflow starts, and every error names the file, the key and what would fix it.
+ */
+import { readFileSync } from 'node:fs';
+import { parse, YAMLParseError } from 'yaml';
+import { z } from 'zod';
+import { STRATEGIES } from '../workflows/types.js';
+import { UsageError } from './errors.js';
+
+const EnvironmentSchema = z.strictObject({
+  /** The dbt target readers use. */
+  target: z.string().min(1),
+  /** The dbt target the candidate is built and audited in. */
+  staging_target: z.string().min(1),
+  /** Reserved for strategies that audit in a separate location (wap). */
+  audit_target: z.string().min(1).optional(),
+  strategy: z.enum(STRATEGIES).optional(),
+});
+
+export const DeployConfigSchema = z.strictObject({
+  strategy: z.enum(STRATEGIES).default('wac'),
+  environments: z.record(z.string(), EnvironmentSchema).refine((envs) => Object.keys(envs).length > 0, {
+    message: 'at least one environment is required',
+  }),
+  publish: z
+    .strictObject({ tags: z.array(z.string().min(1)).min(1).default(['mart', 'utils']) })
+    .default({ tags: ['mart', 'utils'] }),
+  backups: z.strictObject({ keep: z.number().int().min(1).default(3) }).default({ keep: 3 }),
+  approval: z
+    .strictObject({
+      required: z.boolean().default(false),
+      timeout: z.string().default('24h'),
+      on_timeout: z.enum(['abort', 'approve']).default('abort'),
+    })
+    .default({ required: false, timeout: '24h', on_timeout: 'abort' }),
+});
+
+export type DeployConfig = z.infer<typeof DeployConfigSchema>;
+export type EnvironmentConfig = z.infer<typeof EnvironmentSchema>;
+
+export function loadDeployConfig(path: string): DeployConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    throw new UsageError(
+      `${path}: not found (create it beside dbt_project.yml, see docs/configuration.md, or pass --config)`,
+    );
+  }
+  let raw: unknown;
+  try {
+    raw = parse(text);
+  } catch (error) {
+    const detail = error instanceof YAMLParseError ? error.message.split('\n')[0] : String(error);
+    throw new UsageError(`${path}: not valid YAML: ${detail}`);
+  }
+  const parsed = DeployConfigSchema.safeParse(raw ?? {});
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new UsageError(`${path}: ${issue ? describeIssue(issue) : 'invalid'}`);
+  }
+  return parsed.data;
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  const key = issue.path.map(String).join('.') || '(top level)';
+  switch (issue.code) {
+    case 'unrecognized_keys':
+      return `${key === '(top level)' ? '' : `${key}: `}unknown key ${issue.keys.map((k) => `"${k}"`).join(', ')} (remove it or check its spelling)`;
+    case 'invalid_type':
+      return `${key}: expected ${issue.expected}, got ${issue.input === undefined ? 'nothing' : typeof issue.input}`;
+    case 'invalid_value':
+      return `${key}: must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}, got ${JSON.stringify(issue.input)}`;
+    default:
+      return `${key}: ${issue.message}`;
+  }
+}

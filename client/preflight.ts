@@ -1,0 +1,131 @@
+/**
+ * Everything checked before a deploy starts: the dbt project, deploy.yml, the profile and its targets,
+ * the strategy against the warehouse's capabilities, and dbt itself. A deploy that would fail on bad
+ * input fails here, with nothing touched and no workflow started.
+ */
+import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parse } from 'yaml';
+import { dbtBin } from '../activities/dbt.js';
+import { engineOf, ProfileError, readTarget } from '../activities/profiles.js';
+import type { Engine } from '../activities/warehouses/capabilities.js';
+import { STRATEGIES, type DeployInput, type StrategyName } from '../workflows/types.js';
+import { type DeployConfig, loadDeployConfig } from './config.js';
+import { UsageError } from './errors.js';
+
+export interface DeployOptions {
+  projectDir?: string;
+  profilesDir?: string;
+  config?: string;
+  env?: string;
+  strategy?: string;
+  vars?: string;
+  gitSha?: string;
+}
+
+export interface PreparedDeploy {
+  input: Omit<DeployInput, 'deployId'>;
+  config: DeployConfig;
+  configPath: string;
+}
+
+export function prepareDeploy(options: DeployOptions): PreparedDeploy {
+  const projectDir = resolve(options.projectDir ?? '.');
+  const project = readDbtProject(projectDir);
+  const configPath = resolve(options.config ?? join(projectDir, 'deploy.yml'));
+  const config = loadDeployConfig(configPath);
+  const envName = options.env ?? 'prod';
+  const environment = config.environments[envName];
+  if (!environment) {
+    const known = Object.keys(config.environments).join(', ');
+    throw new UsageError(`${configPath}: environment "${envName}" not found (environments: ${known})`);
+  }
+  const strategy = parseStrategy(options.strategy ?? environment.strategy ?? config.strategy);
+  const profilesDir = resolveProfilesDir(projectDir, options.profilesDir);
+  const engine = targetEngine(profilesDir, project.profile, environment.target);
+  const stagingEngine = targetEngine(profilesDir, project.profile, environment.staging_target);
+  if (engine !== stagingEngine) {
+    throw new UsageError(
+      `${configPath}: environments.${envName}: target "${environment.target}" is ${engine} but staging_target "${environment.staging_target}" is ${stagingEngine}; both must be on the same warehouse`,
+    );
+  }
+  if (options.vars !== undefined) parseVars(options.vars);
+  requireDbt();
+  return {
+    config,
+    configPath,
+    input: {
+      project: project.name,
+      projectDir,
+      profilesDir,
+      profile: project.profile,
+      env: envName,
+      strategy,
+      engine,
+      targets: { prod: environment.target, staging: environment.staging_target },
+      publishTags: config.publish.tags,
+      ...(options.vars !== undefined ? { vars: options.vars } : {}),
+      ...(options.gitSha ? { gitSha: options.gitSha } : {}),
+    },
+  };
+}
+
+export function parseStrategy(value: string): StrategyName {
+  if ((STRATEGIES as readonly string[]).includes(value)) return value as StrategyName;
+  throw new UsageError(`unknown strategy "${value}" (strategies: ${STRATEGIES.join(', ')})`);
+}
+
+function readDbtProject(projectDir: string): { name: string; profile: string } {
+  const path = join(projectDir, 'dbt_project.yml');
+  if (!existsSync(path)) {
+    throw new UsageError(`${projectDir}: no dbt_project.yml here (pass --project-dir, as with dbt)`);
+  }
+  const parsed: unknown = parse(readFileSync(path, 'utf8'));
+  const record = (parsed ?? {}) as Record<string, unknown>;
+  const name = record['name'];
+  if (typeof name !== 'string') throw new UsageError(`${path}: has no "name"`);
+  const profile = typeof record['profile'] === 'string' ? record['profile'] : name;
+  return { name, profile };
+}
+
+/** dbt's own order: the flag, DBT_PROFILES_DIR, the project directory, then ~/.dbt. */
+export function resolveProfilesDir(projectDir: string, flag?: string): string {
+  if (flag) return resolve(flag);
+  const fromEnv = process.env['DBT_PROFILES_DIR'];
+  if (fromEnv) return resolve(fromEnv);
+  if (existsSync(join(projectDir, 'profiles.yml'))) return projectDir;
+  return join(homedir(), '.dbt');
+}
+
+function targetEngine(profilesDir: string, profile: string, target: string): Engine {
+  try {
+    return engineOf(readTarget(profilesDir, profile, target), join(profilesDir, 'profiles.yml'));
+  } catch (error) {
+    if (error instanceof ProfileError) throw new UsageError(error.message);
+    throw error;
+  }
+}
+
+function parseVars(vars: string): void {
+  let parsed: unknown;
+  try {
+    parsed = parse(vars);
+  } catch {
+    throw new UsageError(`--vars: not valid YAML or JSON: ${vars}`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new UsageError(`--vars: expected a mapping such as '{break_audit: true}', got: ${vars}`);
+  }
+}
+
+function requireDbt(): void {
+  const bin = dbtBin();
+  try {
+    accessSync(bin, constants.X_OK);
+  } catch {
+    throw new UsageError(
+      `dbt is not installed at ${bin}: run \`npm run setup\` (or set DBT_BIN to your dbt executable)`,
+    );
+  }
+}

@@ -1,0 +1,45 @@
+/** Renders a deploy's result for a person at a terminal; `--json` prints the object itself. */
+import { describePlan, type Plan } from '../workflows/plan.js';
+import type { DeployResult, StepRecord } from '../workflows/types.js';
+
+const MARKS: Record<StepRecord['status'], string> = {
+  pending: ' ',
+  running: '>',
+  completed: '✔',
+  failed: '✘',
+  compensated: '↺',
+  skipped: '-',
+};
+
+export function formatResult(result: DeployResult, uiUrl?: string | null): string {
+  const seconds = (Date.parse(result.finishedAt) - Date.parse(result.startedAt)) / 1000;
+  const lines = [
+    `Deploy ${result.deployId} to ${result.env} with ${result.strategy}: ${result.status.toUpperCase()} in ${seconds.toFixed(1)} s`,
+    ...(result.reason ? [`  why: ${result.reason}`] : []),
+    '',
+    ...result.steps.map((s) => `  ${MARKS[s.status]} ${s.title}${s.summary ? `\n      ${s.summary}` : ''}`),
+  ];
+  if (result.audit) {
+    const counts = (c: Record<string, number>) =>
+      Object.entries(c)
+        .map(([k, v]) => `${v} ${k}`)
+        .join(', ') || 'none';
+    lines.push('', `  audit: models ${counts(result.audit.models)}; tests ${counts(result.audit.tests)}`);
+    for (const node of result.audit.blocking)
+      lines.push(`    blocking: ${node.name} (${node.status})${node.message ? ` ${node.message}` : ''}`);
+  }
+  if (result.published.length > 0) lines.push('', `  published: ${result.published.join(', ')}`);
+  if (result.backup)
+    lines.push(
+      `  previous prod kept in: ${result.backup.location.database}.${result.backup.location.schema}`,
+    );
+  if (result.artifactsDir) lines.push(`  artifacts: ${result.artifactsDir}`);
+  if (uiUrl) {
+    lines.push(`  history: ${uiUrl}/namespaces/default/workflows/${encodeURIComponent(result.workflowId)}`);
+  }
+  return lines.join('\n');
+}
+
+export function formatPlan(plan: Plan, header: string): string {
+  return [header, `strategy ${plan.strategy}: ${plan.rationale}`, '', ...describePlan(plan)].join('\n');
+}

@@ -1,0 +1,147 @@
+/**
+ * Loads the shop's raw source tables (schema `raw`) into a DuckDB file, as an upstream loader would.
+ * The deploy never writes here; the demo and the tests call this before deploying. The data is
+ * generated from a seed, so the same call always yields the same rows.
+ */
+import { DuckDBInstance } from '@duckdb/node-api';
+
+export interface RawDataOptions {
+  customers?: number;
+  orders?: number;
+  /** Orders get ids from this one up, so later loads can append new orders (the T+1 of a deploy). */
+  firstOrderId?: number;
+  seed?: number;
+}
+
+const STATUSES = ['placed', 'shipped', 'completed', 'returned'] as const;
+const METHODS = ['card', 'bank_transfer', 'voucher'] as const;
+const FIRST_NAMES = [
+  'Ada',
+  'Ben',
+  'Chloe',
+  'Dev',
+  'Elif',
+  'Femi',
+  'Greta',
+  'Hiro',
+  'Ines',
+  'Jonas',
+  'Kai',
+  'Lena',
+];
+const LAST_NAMES = [
+  'Okafor',
+  'Nguyen',
+  'Silva',
+  'Kowalski',
+  'Haddad',
+  'Berg',
+  'Ito',
+  'Moreau',
+  'Rossi',
+  'Walsh',
+];
+
+/** Creates (or replaces) raw.customers, raw.orders and raw.payments. */
+export async function loadRawData(databasePath: string, options: RawDataOptions = {}): Promise<void> {
+  const customers = options.customers ?? 200;
+  await withDatabase(databasePath, async (run) => {
+    await run('CREATE SCHEMA IF NOT EXISTS raw');
+    await run(
+      'CREATE OR REPLACE TABLE raw.customers (id INTEGER, first_name VARCHAR, last_name VARCHAR, email VARCHAR, created_at TIMESTAMP)',
+    );
+    await run(
+      'CREATE OR REPLACE TABLE raw.orders (id INTEGER, customer_id INTEGER, ordered_at TIMESTAMP, status VARCHAR)',
+    );
+    await run(
+      'CREATE OR REPLACE TABLE raw.payments (id INTEGER, order_id INTEGER, method VARCHAR, amount_cents INTEGER, created_at TIMESTAMP)',
+    );
+    const random = seeded(options.seed ?? 7);
+    const rows: string[] = [];
+    for (let id = 1; id <= customers; id += 1) {
+      const first = pick(random, FIRST_NAMES);
+      const last = pick(random, LAST_NAMES);
+      const created = timestamp(Date.UTC(2024, 0, 1) + Math.floor(random() * 400) * 86_400_000);
+      rows.push(`(${id}, '${first}', '${last}', '${first}.${last}${id}@Example.com', '${created}')`);
+    }
+    await run(`INSERT INTO raw.customers VALUES ${rows.join(', ')}`);
+  });
+  await appendRawOrders(databasePath, {
+    customers,
+    orders: options.orders ?? 600,
+    firstOrderId: options.firstOrderId ?? 1,
+    seed: (options.seed ?? 7) + 1,
+  });
+}
+
+/** Appends orders (and their payments) placed after every existing one, as a new day of source data. */
+export async function appendRawOrders(databasePath: string, options: RawDataOptions = {}): Promise<void> {
+  const customers = options.customers ?? 200;
+  const count = options.orders ?? 50;
+  const random = seeded(options.seed ?? 99);
+  await withDatabase(databasePath, async (run, query) => {
+    const [latest] = await query(
+      "SELECT coalesce(max(id), 0) AS max_id, epoch_ms(coalesce(max(ordered_at), TIMESTAMP '2025-01-01')) AS last_ms FROM raw.orders",
+    );
+    const firstId = Math.max(options.firstOrderId ?? 1, Number(latest?.['max_id'] ?? 0) + 1);
+    const [payments] = await query('SELECT coalesce(max(id), 0) AS max_id FROM raw.payments');
+    let paymentId = Number(payments?.['max_id'] ?? 0);
+    let orderedAt = Number(latest?.['last_ms'] ?? Date.UTC(2025, 0, 1));
+    const orderRows: string[] = [];
+    const paymentRows: string[] = [];
+    for (let id = firstId; id < firstId + count; id += 1) {
+      orderedAt += 60_000 + Math.floor(random() * 6 * 3_600_000);
+      const customer = 1 + Math.floor(random() * customers);
+      orderRows.push(`(${id}, ${customer}, '${timestamp(orderedAt)}', '${pick(random, STATUSES)}')`);
+      const split = random() < 0.1 ? 2 : 1;
+      for (let part = 0; part < split; part += 1) {
+        paymentId += 1;
+        const cents = 500 + Math.floor(random() * 20_000);
+        paymentRows.push(
+          `(${paymentId}, ${id}, '${pick(random, METHODS)}', ${cents}, '${timestamp(orderedAt + 60_000)}')`,
+        );
+      }
+    }
+    if (orderRows.length > 0) await run(`INSERT INTO raw.orders VALUES ${orderRows.join(', ')}`);
+    if (paymentRows.length > 0) await run(`INSERT INTO raw.payments VALUES ${paymentRows.join(', ')}`);
+  });
+}
+
+type Run = (sql: string) => Promise<void>;
+type Query = (sql: string) => Promise<Record<string, unknown>[]>;
+
+async function withDatabase(path: string, work: (run: Run, query: Query) => Promise<void>): Promise<void> {
+  const instance = await DuckDBInstance.create(path);
+  const connection = await instance.connect();
+  try {
+    await work(
+      async (sql) => {
+        await connection.run(sql);
+      },
+      async (sql) => (await connection.runAndReadAll(sql)).getRowObjectsJson() as Record<string, unknown>[],
+    );
+  } finally {
+    connection.closeSync();
+    instance.closeSync();
+  }
+}
+
+/** mulberry32: a tiny deterministic generator, so every run loads identical data. */
+function seeded(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+  };
+}
+
+function pick<T>(random: () => number, values: readonly T[]): T {
+  return values[Math.floor(random() * values.length)] as T;
+}
+
+function timestamp(ms: number): string {
+  return new Date(ms).toISOString().replace('T', ' ').replace('Z', '');
+}
