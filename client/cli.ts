@@ -95,6 +95,7 @@ export function buildCli(): Command {
     )
     .action(async (options: { port: number; uiPort: number; dbFilename: string }) => {
       const server = await startDevServer({
+        namespace: temporalSettings().namespace,
         port: options.port,
         uiPort: options.uiPort,
         dbFilename: resolve(options.dbFilename),

@@ -56,7 +56,7 @@ export function loadDeployConfig(path: string): DeployConfig {
     const detail = error instanceof YAMLParseError ? error.message.split('\n')[0] : String(error);
     throw new UsageError(`${path}: not valid YAML: ${detail}`);
   }
-  const parsed = DeployConfigSchema.safeParse(raw ?? {});
+  const parsed = DeployConfigSchema.safeParse(raw ?? {}, { reportInput: true });
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     throw new UsageError(`${path}: ${issue ? describeIssue(issue) : 'invalid'}`);

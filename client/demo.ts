@@ -58,7 +58,7 @@ async function demo(): Promise<number> {
     say(`demo: deploying ${input.project} to ${input.env} with ${input.strategy} (deploy ${input.deployId})`);
     const result = await deployResult(await startDeploy(client, input, taskQueue));
     say('');
-    say(formatResult(result, server.uiUrl));
+    say(formatResult(result, server.uiUrl, server.namespace));
     if (values.keep) {
       say(`\ndemo: the UI stays up at ${server.uiUrl} until Ctrl-C`);
       await new Promise((resolve) => process.once('SIGINT', resolve));

@@ -29,6 +29,8 @@ export interface DevServerOptions {
   /** Keeps history across restarts; in memory when omitted. */
   dbFilename?: string;
   namespace?: string;
+  /** More namespaces to register at start, e.g. one per test file so workflow ids never collide. */
+  extraNamespaces?: readonly string[];
   searchAttributes?: Record<
     string,
     'Keyword' | 'Text' | 'Int' | 'Double' | 'Bool' | 'Datetime' | 'KeywordList'
@@ -63,6 +65,7 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
     'warn',
   ];
   args.push(...(options.uiPort ? ['--ui-port', String(options.uiPort)] : ['--headless']));
+  for (const extra of options.extraNamespaces ?? []) args.push('--namespace', extra);
   if (options.dbFilename) args.push('--db-filename', options.dbFilename);
   for (const [name, type] of Object.entries(options.searchAttributes ?? {}))
     args.push('--search-attribute', `${name}=${type}`);

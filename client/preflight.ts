@@ -8,7 +8,7 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parse } from 'yaml';
 import { dbtBin } from '../activities/dbt.js';
-import { engineOf, ProfileError, readTarget } from '../activities/profiles.js';
+import { connectionFor, engineOf, ProfileError, readTarget } from '../activities/profiles.js';
 import type { Engine } from '../activities/warehouses/capabilities.js';
 import { STRATEGIES, type DeployInput, type StrategyName } from '../workflows/types.js';
 import { type DeployConfig, loadDeployConfig } from './config.js';
@@ -43,13 +43,27 @@ export function prepareDeploy(options: DeployOptions): PreparedDeploy {
   }
   const strategy = parseStrategy(options.strategy ?? environment.strategy ?? config.strategy);
   const profilesDir = resolveProfilesDir(projectDir, options.profilesDir);
-  const engine = targetEngine(profilesDir, project.profile, environment.target);
-  const stagingEngine = targetEngine(profilesDir, project.profile, environment.staging_target);
+  const where = `${configPath}: environments.${envName}`;
+  const engine = targetEngine(profilesDir, project.profile, environment.target, `${where}.target`);
+  const stagingEngine = targetEngine(
+    profilesDir,
+    project.profile,
+    environment.staging_target,
+    `${where}.staging_target`,
+  );
   if (engine !== stagingEngine) {
     throw new UsageError(
       `${configPath}: environments.${envName}: target "${environment.target}" is ${engine} but staging_target "${environment.staging_target}" is ${stagingEngine}; both must be on the same warehouse`,
     );
   }
+  requireSeparateStaging(
+    projectDir,
+    profilesDir,
+    project.profile,
+    environment.target,
+    environment.staging_target,
+    where,
+  );
   if (options.vars !== undefined) parseVars(options.vars);
   requireDbt();
   return {
@@ -98,12 +112,45 @@ export function resolveProfilesDir(projectDir: string, flag?: string): string {
   return join(homedir(), '.dbt');
 }
 
-function targetEngine(profilesDir: string, profile: string, target: string): Engine {
+function targetEngine(profilesDir: string, profile: string, target: string, key: string): Engine {
   try {
     return engineOf(readTarget(profilesDir, profile, target), join(profilesDir, 'profiles.yml'));
   } catch (error) {
-    if (error instanceof ProfileError) throw new UsageError(error.message);
+    if (error instanceof ProfileError) throw new UsageError(`${key}: ${error.message}`);
     throw error;
+  }
+}
+
+/**
+ * Staging must be a different location than prod, or the build would write straight into prod; on
+ * DuckDB both must also live in one file, because publish copies between them in one transaction.
+ */
+function requireSeparateStaging(
+  projectDir: string,
+  profilesDir: string,
+  profile: string,
+  prodTarget: string,
+  stagingTarget: string,
+  where: string,
+): void {
+  const connect = (target: string) => {
+    try {
+      return connectionFor(projectDir, profilesDir, profile, target);
+    } catch (error) {
+      if (error instanceof ProfileError) throw new UsageError(`${where}: ${error.message}`);
+      throw error;
+    }
+  };
+  const [prod, staging] = [connect(prodTarget), connect(stagingTarget)];
+  if (prod.path === staging.path && prod.schema === staging.schema) {
+    throw new UsageError(
+      `${where}: target "${prodTarget}" and staging_target "${stagingTarget}" both write to schema "${prod.schema}"; give staging its own schema`,
+    );
+  }
+  if (prod.path !== staging.path) {
+    throw new UsageError(
+      `${where}: on DuckDB, target "${prodTarget}" (${prod.path}) and staging_target "${stagingTarget}" (${staging.path}) must use the same file`,
+    );
   }
 }
 

@@ -11,7 +11,7 @@ const MARKS: Record<StepRecord['status'], string> = {
   skipped: '-',
 };
 
-export function formatResult(result: DeployResult, uiUrl?: string | null): string {
+export function formatResult(result: DeployResult, uiUrl?: string | null, namespace = 'default'): string {
   const seconds = (Date.parse(result.finishedAt) - Date.parse(result.startedAt)) / 1000;
   const lines = [
     `Deploy ${result.deployId} to ${result.env} with ${result.strategy}: ${result.status.toUpperCase()} in ${seconds.toFixed(1)} s`,
@@ -35,7 +35,9 @@ export function formatResult(result: DeployResult, uiUrl?: string | null): strin
     );
   if (result.artifactsDir) lines.push(`  artifacts: ${result.artifactsDir}`);
   if (uiUrl) {
-    lines.push(`  history: ${uiUrl}/namespaces/default/workflows/${encodeURIComponent(result.workflowId)}`);
+    lines.push(
+      `  history: ${uiUrl}/namespaces/${namespace}/workflows/${encodeURIComponent(result.workflowId)}`,
+    );
   }
   return lines.join('\n');
 }

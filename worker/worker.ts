@@ -10,6 +10,8 @@ import {
   Worker,
   type WorkflowBundleWithSourceMap,
 } from '@temporalio/worker';
+import type { Duration } from '@temporalio/common';
+import { TemporalUnavailable } from '../client/errors.js';
 import { type DbtDeployPluginOptions, dbtDeployPlugin, WORKFLOWS_PATH } from './plugin.js';
 
 export interface DeployWorkerOptions extends DbtDeployPluginOptions {
@@ -18,17 +20,31 @@ export interface DeployWorkerOptions extends DbtDeployPluginOptions {
   taskQueue: string;
   /** Activities run at once on this worker; each dbt invocation is one. */
   maxConcurrentActivityTaskExecutions?: number;
+  /**
+   * On SIGINT/SIGTERM, how long running activities may finish before they are cancelled (dbt is then
+   * killed and the step retried on another worker). @default '60 seconds'
+   */
+  shutdownGraceTime?: string;
 }
 
 export async function createDeployWorker(
   options: DeployWorkerOptions,
 ): Promise<{ worker: Worker; connection: NativeConnection }> {
-  const connection = await NativeConnection.connect({ address: options.address });
+  let connection: NativeConnection;
+  try {
+    connection = await NativeConnection.connect({ address: options.address });
+  } catch (error) {
+    throw new TemporalUnavailable(
+      `no Temporal server answers at ${options.address} (${error instanceof Error ? error.message.split('\n')[0] : String(error)}): ` +
+        'start one with `dbt-deploy dev`, or set TEMPORAL_ADDRESS to your cluster',
+    );
+  }
   const worker = await Worker.create({
     connection,
     namespace: options.namespace,
     taskQueue: options.taskQueue,
     maxConcurrentActivityTaskExecutions: options.maxConcurrentActivityTaskExecutions ?? 4,
+    shutdownGraceTime: (options.shutdownGraceTime ?? '60 seconds') as Duration,
     plugins: [dbtDeployPlugin(options)],
   });
   return { worker, connection };
@@ -52,6 +68,10 @@ const quietLogger = {
  * For the demo and tests: the SDK logs every deploy that ends unpublished as a failed workflow, with
  * a stack trace. Those endings are expected outcomes there, reported by the result object instead.
  */
+let quieted = false;
+
 export function quietRuntime(): void {
+  if (quieted) return;
   Runtime.install({ logger: new DefaultLogger('ERROR') });
+  quieted = true;
 }

@@ -1,0 +1,182 @@
+/**
+ * The dbt-deploy command as a user runs it: a child process against the run's Temporal server.
+ * Bad input must give one line, exit code 2, and start no workflow.
+ */
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { WorkflowNotFoundError } from '@temporalio/client';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { deployWorkflowId } from '../../client/deploys.js';
+import {
+  type ExampleProject,
+  exampleProject,
+  ROOT,
+  snapshotSchema,
+  startTestWorker,
+  type TestWorker,
+} from '../support/harness.js';
+
+const CLI = join(ROOT, 'bin', 'dbt-deploy');
+
+describe('dbt-deploy CLI', () => {
+  let project: ExampleProject;
+  let worker: TestWorker;
+
+  beforeAll(async () => {
+    project = await exampleProject();
+    worker = await startTestWorker('test-cli');
+  });
+  afterAll(async () => worker?.stop());
+
+  function cli(args: string[], env: Record<string, string> = {}) {
+    return execa(CLI, args, {
+      reject: false,
+      env: {
+        TEMPORAL_ADDRESS: inject('temporalAddress'),
+        TEMPORAL_NAMESPACE: worker.namespace,
+        DBT_DEPLOY_TASK_QUEUE: worker.taskQueue,
+        ...env,
+      },
+    });
+  }
+
+  async function expectNoDeployStarted(env = 'prod'): Promise<void> {
+    await expect(
+      worker.client.workflow.getHandle(deployWorkflowId('jaffle_shop', env)).describe(),
+    ).rejects.toThrow(WorkflowNotFoundError);
+  }
+
+  describe('refuses bad input with one line, exit code 2, and no workflow', () => {
+    it.each([
+      [
+        'a project dir without dbt_project.yml',
+        () => ['deploy', '--project-dir', ROOT],
+        {},
+        /no dbt_project\.yml here/,
+      ],
+      [
+        'an unknown strategy',
+        () => ['deploy', '--project-dir', project.dir, '--strategy', 'yolo'],
+        {},
+        /yolo.*invalid.*wac/,
+      ],
+      [
+        'an unknown environment',
+        () => ['deploy', '--project-dir', project.dir, '--env', 'qa'],
+        {},
+        /environment "qa" not found/,
+      ],
+      [
+        'dbt not installed',
+        () => ['deploy', '--project-dir', project.dir],
+        { DBT_BIN: '/nonexistent/dbt' },
+        /dbt is not installed at \/nonexistent\/dbt/,
+      ],
+      [
+        'malformed --vars',
+        () => ['deploy', '--project-dir', project.dir, '--vars', '[1, 2]'],
+        {},
+        /--vars: expected a mapping/,
+      ],
+    ])('%s', async (_name, args, env, message) => {
+      const result = await cli(args(), env);
+      expect(result.exitCode).toBe(2);
+      expect(result.stderr.trim().split('\n')).toHaveLength(1);
+      expect(result.stderr).toMatch(message);
+      await expectNoDeployStarted();
+    });
+
+    it.each([
+      [
+        'an unknown key',
+        'strategy: wac\nenvironments:\n  prod: {target: prod, staging_target: staging}\npublsh: {}\n',
+        /unknown key "publsh"/,
+      ],
+      [
+        'a wrong type',
+        'environments:\n  prod: {target: 7, staging_target: staging}\n',
+        /environments\.prod\.target: expected string, got number/,
+      ],
+      [
+        'an unknown strategy',
+        'strategy: swap\nenvironments:\n  prod: {target: prod, staging_target: staging}\n',
+        /strategy: must be one of "wac", got "swap"/,
+      ],
+      [
+        'a target missing from profiles.yml',
+        'environments:\n  prod: {target: production, staging_target: staging}\n',
+        /target "production" not found in profile "jaffle_shop"/,
+      ],
+      ['invalid YAML', 'environments: [unclosed\n', /not valid YAML/],
+    ])('deploy.yml with %s', async (_name, yaml, message) => {
+      const config = join(project.dir, 'deploy.yml');
+      const original = await readFile(config, 'utf8');
+      await writeFile(config, yaml);
+      try {
+        const result = await cli(['deploy', '--project-dir', project.dir]);
+        expect(result.exitCode).toBe(2);
+        expect(result.stderr.trim().split('\n')).toHaveLength(1);
+        expect(result.stderr).toMatch(message);
+        expect(result.stderr).toContain('deploy.yml');
+        await expectNoDeployStarted();
+      } finally {
+        await writeFile(config, original);
+      }
+    });
+
+    it('a missing deploy.yml', async () => {
+      const config = join(project.dir, 'deploy.yml');
+      const original = await readFile(config, 'utf8');
+      await rm(config);
+      try {
+        const result = await cli(['deploy', '--project-dir', project.dir]);
+        expect(result.exitCode).toBe(2);
+        expect(result.stderr).toMatch(/deploy\.yml: not found/);
+      } finally {
+        await writeFile(config, original);
+      }
+    });
+
+    it('no Temporal server, saying how to start one', async () => {
+      const result = await cli(['deploy', '--project-dir', project.dir], { TEMPORAL_ADDRESS: '127.0.0.1:1' });
+      expect(result.exitCode).toBe(2);
+      expect(result.stderr).toMatch(/no Temporal server answers at 127\.0\.0\.1:1.*dbt-deploy dev/);
+    });
+  });
+
+  it('plan prints the steps and touches nothing', async () => {
+    const result = await cli(['plan', '--project-dir', project.dir]);
+    expect(result.exitCode).toBe(0);
+    expect(result.stdout).toContain('strategy wac');
+    expect(result.stdout).toMatch(/1\. Build and test every model in target "staging"/);
+    expect(result.stdout).toMatch(/5\. Copy the selected tables from "staging" to "prod" in one transaction/);
+    expect(await snapshotSchema(project.database, 'analytics')).toEqual({});
+    await expectNoDeployStarted();
+  });
+
+  it('deploy --json publishes and prints the result object, exit 0', async () => {
+    const result = await cli(['deploy', '--project-dir', project.dir, '--json']);
+    expect(result.stderr).toBe('');
+    expect(result.exitCode).toBe(0);
+    const output = JSON.parse(result.stdout.trim().split('\n').at(-1) ?? '');
+    expect(output).toMatchObject({
+      env: 'prod',
+      strategy: 'wac',
+      status: 'published',
+      workflowId: 'dbt-deploy-jaffle_shop-prod',
+    });
+    expect(output.published).toContain('jaffle_shop.analytics.fct_orders');
+    const prod = await snapshotSchema(project.database, 'analytics');
+    expect(prod['dim_customers']).toEqual(
+      (await snapshotSchema(project.database, 'analytics_staging'))['dim_customers'],
+    );
+  });
+
+  it('deploy with a failing audit exits 1 and names the failing test', async () => {
+    const result = await cli(['deploy', '--project-dir', project.dir, '--vars', '{break_audit: true}']);
+    expect(result.exitCode).toBe(1);
+    expect(result.stdout).toContain('FAILED');
+    expect(result.stdout).toContain('accepted_values_stg_orders_status');
+  });
+});

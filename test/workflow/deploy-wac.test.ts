@@ -1,0 +1,141 @@
+/**
+ * Write-Audit-Clone on DuckDB through the real Temporal dev server, real dbt and a real DuckDB file.
+ * The deploys of one project run in order: each test starts from the prod the previous one left.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { inject } from 'vitest';
+import { temporalCliPath } from '../../client/dev-server.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { appendRawOrders } from '../../examples/jaffle_shop/raw-data.js';
+import {
+  type ExampleProject,
+  exampleProject,
+  listSchemas,
+  ROOT,
+  snapshotSchema,
+  startTestWorker,
+  type TestWorker,
+  withInjectedFault,
+} from '../support/harness.js';
+
+describe.sequential('wac deploy on DuckDB', () => {
+  let project: ExampleProject;
+  let worker: TestWorker;
+
+  beforeAll(async () => {
+    project = await exampleProject();
+    worker = await startTestWorker('test-workflow');
+  });
+  afterAll(async () => worker?.stop());
+
+  it('publishes the tagged tables and views so prod holds the same rows as staging', async () => {
+    const result = await worker.deploy({ projectDir: project.dir });
+
+    expect(result.status).toBe('published');
+    expect(result.audit?.passed).toBe(true);
+    const prod = await snapshotSchema(project.database, 'analytics');
+    const staging = await snapshotSchema(project.database, 'analytics_staging');
+    expect(Object.keys(prod).sort()).toEqual([
+      'customer_revenue',
+      'dim_customers',
+      'fct_orders',
+      'util_calendar',
+    ]);
+    for (const [name, relation] of Object.entries(prod)) {
+      expect(relation, name).toEqual(staging[name]);
+    }
+    expect(prod['customer_revenue']?.kind).toBe('view');
+    expect(prod['fct_orders']?.rows).toBe(600);
+    // Staging views (stg_*) are not published.
+    expect(Object.keys(staging)).toContain('stg_orders');
+    expect(result.published).toHaveLength(4);
+    expect(result.backup?.location.schema).toMatch(/^dbt_deploy_backup__prod_/);
+
+    await keepHistory(worker, result.workflowId, 'wac-published');
+  });
+
+  it('stops before prod when the audit fails, leaves prod byte-for-byte unchanged and names the failing test', async () => {
+    const before = await snapshotSchema(project.database, 'analytics');
+    const schemasBefore = await listSchemas(project.database);
+
+    const result = await worker.deploy({ projectDir: project.dir, vars: '{break_audit: true}' });
+
+    await keepHistory(worker, result.workflowId, 'wac-audit-failed');
+    expect(result.status).toBe('failed');
+    expect(result.reason).toContain('accepted_values_stg_orders_status');
+    expect(result.audit?.passed).toBe(false);
+    expect(result.audit?.blocking.map((n) => n.status)).toContain('fail');
+    // Tests downstream of the failure are skipped by dbt, and skipped blocks as well.
+    expect(result.audit?.tests['skipped'] ?? 0).toBeGreaterThan(0);
+    expect(result.steps.find((s) => s.id === 'publish-tables')?.status).toBe('skipped');
+    expect(await snapshotSchema(project.database, 'analytics')).toEqual(before);
+    expect(await listSchemas(project.database)).toEqual(schemasBefore);
+  });
+
+  it('restores prod to its previous contents when a step after the backup fails', async () => {
+    const before = await snapshotSchema(project.database, 'analytics');
+    await appendRawOrders(project.database, { orders: 40 });
+    const faulty = await startTestWorker('test-workflow', withInjectedFault('verifyProd'));
+    try {
+      const result = await faulty.deploy({ projectDir: project.dir });
+
+      await keepHistory(faulty, result.workflowId, 'wac-rolled-back');
+      expect(result.status).toBe('rolled_back');
+      expect(result.reason).toContain('injected fault in verifyProd');
+      expect(result.steps.find((s) => s.id === 'publish-tables')?.status).toBe('compensated');
+      // The new orders reached staging, and the failed deploy's copy of them is gone from prod.
+      const staging = await snapshotSchema(project.database, 'analytics_staging');
+      expect(staging['fct_orders']?.rows).toBe(640);
+      expect(await snapshotSchema(project.database, 'analytics')).toEqual(before);
+      // The backup served its purpose and was dropped after the restore.
+      expect(
+        (await listSchemas(project.database)).filter((s) => s.includes(result.deployId.replace(/-/g, '_'))),
+      ).toEqual([]);
+    } finally {
+      await faulty.stop();
+    }
+  });
+
+  it('publishes the new rows on the next healthy deploy', async () => {
+    const result = await worker.deploy({ projectDir: project.dir });
+
+    expect(result.status).toBe('published');
+    const prod = await snapshotSchema(project.database, 'analytics');
+    expect(prod['fct_orders']?.rows).toBe(640);
+    expect(prod).toEqual(
+      Object.fromEntries(
+        Object.entries(await snapshotSchema(project.database, 'analytics_staging')).filter(
+          ([name]) => name in prod,
+        ),
+      ),
+    );
+  });
+});
+
+/**
+ * Saves the history a deploy just made under .test-runs/histories. Copy one into test/replay/histories
+ * to pin it: the replay test then fails on any workflow change that would break deploys in flight.
+ */
+async function keepHistory(worker: TestWorker, workflowId: string, name: string): Promise<void> {
+  // The Temporal CLI writes the JSON form that Worker.runReplayHistory reads back.
+  const { runId } = await worker.client.workflow.getHandle(workflowId).describe();
+  const { stdout } = await execa(temporalCliPath(), [
+    'workflow',
+    'show',
+    '--workflow-id',
+    workflowId,
+    '--run-id',
+    runId,
+    '--output',
+    'json',
+    '--address',
+    inject('temporalAddress'),
+    '--namespace',
+    worker.namespace,
+  ]);
+  const dir = join(ROOT, '.test-runs', 'histories');
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, `${name}.json`), stdout);
+}

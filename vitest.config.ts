@@ -1,0 +1,14 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    // One Temporal dev server for the whole run; every test file gets its own task queue.
+    globalSetup: ['test/support/global-setup.ts'],
+    pool: 'forks',
+    // dbt is CPU-bound and the machine has 2 cores: more parallel files only slow each other down.
+    maxWorkers: 2,
+    testTimeout: 240_000,
+    hookTimeout: 240_000,
+  },
+});
