@@ -11,6 +11,7 @@ import { createDeployWorker } from '../worker/worker.js';
 import { connectClient, temporalSettings } from './connection.js';
 import { deployResult, newDeployId, startDeploy } from './deploys.js';
 import { startDevServer } from './dev-server.js';
+import { followDeploy } from './follow.js';
 import { type DeployOptions, prepareDeploy } from './preflight.js';
 import { formatPlan, formatResult } from './report.js';
 import { STRATEGIES } from '../workflows/types.js';
@@ -41,7 +42,8 @@ export function buildCli(): Command {
       const input = { ...prepared.input, deployId: newDeployId(prepared.input.env) };
       const handle = await startDeploy(client, input, settings.taskQueue);
       if (!options.json) console.log(`deploy ${input.deployId} started as workflow ${handle.workflowId}`);
-      const result = await deployResult(handle);
+      const stopFollowing = options.json ? () => {} : followDeploy(handle, (line) => console.log(line));
+      const result = await deployResult(handle).finally(stopFollowing);
       console.log(options.json ? JSON.stringify(result) : formatResult(result));
       process.exitCode = result.status === 'published' ? 0 : 1;
     });

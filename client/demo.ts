@@ -12,6 +12,7 @@ import { loadRawData } from '../examples/jaffle_shop/raw-data.js';
 import { bundleDeployWorkflows, createDeployWorker, quietRuntime } from '../worker/worker.js';
 import { connectClient, DEFAULT_TASK_QUEUE } from './connection.js';
 import { deployResult, newDeployId, startDeploy } from './deploys.js';
+import { followDeploy } from './follow.js';
 import { freePort, portIsFree, startDevServer } from './dev-server.js';
 import { prepareDeploy } from './preflight.js';
 import { formatResult } from './report.js';
@@ -56,7 +57,9 @@ async function demo(): Promise<number> {
     const client = await connectClient({ address: server.address, namespace: server.namespace, taskQueue });
     const input = { ...prepared.input, deployId: newDeployId(prepared.input.env) };
     say(`demo: deploying ${input.project} to ${input.env} with ${input.strategy} (deploy ${input.deployId})`);
-    const result = await deployResult(await startDeploy(client, input, taskQueue));
+    const handle = await startDeploy(client, input, taskQueue);
+    const stopFollowing = followDeploy(handle, say);
+    const result = await deployResult(handle).finally(stopFollowing);
     say('');
     say(formatResult(result, server.uiUrl, server.namespace));
     if (values.keep) {
