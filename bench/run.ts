@@ -49,7 +49,11 @@ async function measure(rows: number): Promise<Row> {
   const path = join(dir, 'bench.duckdb');
   try {
     await prepare(path, rows);
-    const relation = (schema: string, t: number): Relation => ({ database: 'bench', schema, identifier: `t${t}` });
+    const relation = (schema: string, t: number): Relation => ({
+      database: 'bench',
+      schema,
+      identifier: `t${t}`,
+    });
     const tables = Array.from({ length: TABLES }, (_, t) => t);
     const adapter = await DuckDbAdapter.open({ engine: 'duckdb', path, database: 'bench', schema: 'prod' });
     try {
@@ -67,7 +71,14 @@ async function measure(rows: number): Promise<Row> {
         for (const t of tables) await adapter.fingerprint(relation('prod', t));
       });
       const restoreMs = await timed(() => adapter.restore(backup!));
-      return { rows, backupMs, publishMs, fingerprintMs, restoreMs, rssMiB: process.memoryUsage().rss / 2 ** 20 };
+      return {
+        rows,
+        backupMs,
+        publishMs,
+        fingerprintMs,
+        restoreMs,
+        rssMiB: process.memoryUsage().rss / 2 ** 20,
+      };
     } finally {
       await adapter.close();
     }
