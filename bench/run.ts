@@ -38,10 +38,10 @@ async function prepare(path: string, rows: number): Promise<void> {
   instance.closeSync();
 }
 
-async function timed(work: () => Promise<unknown>): Promise<number> {
+async function timed<T>(work: () => Promise<T>): Promise<[number, T]> {
   const start = performance.now();
-  await work();
-  return performance.now() - start;
+  const value = await work();
+  return [performance.now() - start, value];
 }
 
 async function measure(rows: number): Promise<Row> {
@@ -57,20 +57,15 @@ async function measure(rows: number): Promise<Row> {
     const tables = Array.from({ length: TABLES }, (_, t) => t);
     const adapter = await DuckDbAdapter.open({ engine: 'duckdb', path, database: 'bench', schema: 'prod' });
     try {
-      let backup: Awaited<ReturnType<DuckDbAdapter['backup']>> | undefined;
-      const backupMs = await timed(async () => {
-        backup = await adapter.backup(
-          'bench',
-          tables.map((t) => relation('prod', t)),
-        );
-      });
-      const publishMs = await timed(() =>
+      const prod = tables.map((t) => relation('prod', t));
+      const [backupMs, backup] = await timed(() => adapter.backup('bench', prod));
+      const [publishMs] = await timed(() =>
         adapter.publishTables(tables.map((t) => ({ from: relation('staging', t), to: relation('prod', t) }))),
       );
-      const fingerprintMs = await timed(async () => {
-        for (const t of tables) await adapter.fingerprint(relation('prod', t));
+      const [fingerprintMs] = await timed(async () => {
+        for (const table of prod) await adapter.fingerprint(table);
       });
-      const restoreMs = await timed(() => adapter.restore(backup!));
+      const [restoreMs] = await timed(() => adapter.restore(backup));
       return {
         rows,
         backupMs,

@@ -7,7 +7,6 @@
 import { resolve } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { planDeploy } from '../workflows/strategies/index.js';
-import { createDeployWorker } from '../worker/worker.js';
 import { connectClient, temporalSettings } from './connection.js';
 import { deployResult, newDeployId, startDeploy } from './deploys.js';
 import { startDevServer } from './dev-server.js';
@@ -74,6 +73,7 @@ export function buildCli(): Command {
     )
     .action(async (options: { maxConcurrentActivities: number }) => {
       const settings = temporalSettings();
+      const { createDeployWorker } = await import('../worker/worker.js');
       const { worker, connection } = await createDeployWorker({
         ...settings,
         maxConcurrentActivityTaskExecutions: options.maxConcurrentActivities,
@@ -96,13 +96,15 @@ export function buildCli(): Command {
       '.dbt-deploy/temporal-dev.db',
     )
     .action(async (options: { port: number; uiPort: number; dbFilename: string }) => {
+      const configured = temporalSettings();
       const server = await startDevServer({
-        namespace: temporalSettings().namespace,
+        namespace: configured.namespace,
         port: options.port,
         uiPort: options.uiPort,
         dbFilename: resolve(options.dbFilename),
       });
-      const settings = { ...temporalSettings(), address: server.address };
+      const settings = { ...configured, address: server.address };
+      const { createDeployWorker } = await import('../worker/worker.js');
       const { worker, connection } = await createDeployWorker(settings);
       console.log(`Temporal dev server on ${server.address}, UI ${server.uiUrl}`);
       console.log(

@@ -29,10 +29,7 @@ export async function connectClient(settings: TemporalSettings): Promise<Client>
   try {
     connection = await Connection.connect({ address: settings.address, connectTimeout: '5 seconds' });
   } catch (error) {
-    throw new TemporalUnavailable(
-      `no Temporal server answers at ${settings.address} (${error instanceof Error ? error.message.split('\n')[0] : String(error)}): ` +
-        'start one with `dbt-deploy dev`, or set TEMPORAL_ADDRESS to your cluster',
-    );
+    throw new TemporalUnavailable(settings.address, error);
   }
   return new Client({ connection, namespace: settings.namespace });
 }

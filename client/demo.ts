@@ -4,11 +4,10 @@
  * the Temporal UI. `--json` prints the result object as the last line; `--break-audit` shows a deploy
  * stopped by a failing test; `--keep` leaves the server and UI up until Ctrl-C.
  */
-import { cp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { loadRawData } from '../examples/jaffle_shop/raw-data.js';
+import { createExampleWorkspace } from '../examples/jaffle_shop/workspace.js';
 import { bundleDeployWorkflows, createDeployWorker, quietRuntime } from '../worker/worker.js';
 import { connectClient, DEFAULT_TASK_QUEUE } from './connection.js';
 import { deployResult, newDeployId, startDeploy } from './deploys.js';
@@ -27,13 +26,7 @@ async function demo(): Promise<number> {
   quietRuntime();
   const say = values.json ? (line: string) => console.error(line) : (line: string) => console.log(line);
 
-  const projectDir = join(WORKSPACE, 'jaffle_shop');
-  await rm(projectDir, { recursive: true, force: true });
-  await cp(join(ROOT, 'examples', 'jaffle_shop'), projectDir, {
-    recursive: true,
-    filter: (source) => !/(\/target|\/logs|\.duckdb(\.wal)?)$/.test(source),
-  });
-  await loadRawData(join(projectDir, 'jaffle_shop.duckdb'));
+  const { dir: projectDir } = await createExampleWorkspace(join(WORKSPACE, 'jaffle_shop'));
   say(`demo: copied examples/jaffle_shop to ${projectDir} and loaded its raw sources`);
 
   const prepared = prepareDeploy({

@@ -70,36 +70,34 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
   for (const [name, type] of Object.entries(options.searchAttributes ?? {}))
     args.push('--search-attribute', `${name}=${type}`);
   const bin = temporalCliPath();
-  let child: ResultPromise;
-  try {
-    child = execa(bin, args, {
-      reject: false,
-      stdin: 'ignore',
-      stdout: 'pipe',
-      stderr: 'pipe',
-      cleanup: true,
-      forceKillAfterDelay: 5_000,
-    });
-  } catch (error) {
-    throw new UsageError(
-      `cannot start the Temporal CLI (${bin}): ${String(error)}; run \`npm run setup\` or set TEMPORAL_CLI_PATH`,
-    );
-  }
+  const child: ResultPromise = execa(bin, args, {
+    reject: false,
+    stdin: 'ignore',
+    stdout: 'pipe',
+    stderr: 'pipe',
+    cleanup: true,
+    forceKillAfterDelay: 5_000,
+  });
   const output: string[] = [];
   child.stderr?.on('data', (chunk: Buffer) => output.push(chunk.toString()));
   child.stdout?.on('data', (chunk: Buffer) => options.log?.(chunk.toString().trimEnd()));
   let exited = false;
   void child.then((result) => {
     exited = true;
-    if (result.failed && !result.isTerminated)
-      options.log?.(`temporal dev server exited: ${result.shortMessage}`);
+    // A missing binary ends here too (ENOENT): execa reports spawn errors through the result.
+    if (result.failed && !result.isTerminated) {
+      output.push(result.shortMessage ?? 'exited');
+      options.log?.(`temporal dev server exited: ${result.shortMessage ?? ''}`);
+    }
   });
   const deadline = Date.now() + (options.startupTimeoutMs ?? 90_000);
   for (;;) {
-    if (exited)
+    if (exited) {
+      const detail = output.join('\n').trim().split('\n').slice(-3).join(' ');
       throw new UsageError(
-        `the Temporal dev server did not start: ${output.join('').trim().split('\n').slice(-3).join(' ')}`,
+        `the Temporal dev server (${bin}) did not start: ${detail}; run \`npm run setup\` or set TEMPORAL_CLI_PATH`,
       );
+    }
     try {
       const connection = await Connection.connect({ address, connectTimeout: '1 second' });
       await connection.workflowService.getSystemInfo({});

@@ -13,6 +13,15 @@ export class UsageError extends Error {
 export class TemporalUnavailable extends Error {
   override readonly name = 'TemporalUnavailable';
   readonly exitCode = 2;
+
+  constructor(address: string, cause: unknown) {
+    const detail = cause instanceof Error ? cause.message.split('\n')[0] : String(cause);
+    super(
+      `no Temporal server answers at ${address} (${detail}): ` +
+        'start one with `dbt-deploy dev`, or set TEMPORAL_ADDRESS to your cluster',
+      { cause },
+    );
+  }
 }
 
 /** Another deploy of the same environment is running. Exit code 2. */

@@ -8,8 +8,7 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parse } from 'yaml';
 import { dbtBin } from '../activities/dbt.js';
-import { connectionFor, engineOf, ProfileError, readTarget } from '../activities/profiles.js';
-import type { Engine } from '../activities/warehouses/capabilities.js';
+import { connectionFor, ProfileError, type WarehouseConnection } from '../activities/profiles.js';
 import { STRATEGIES, type DeployInput, type StrategyName } from '../workflows/types.js';
 import { type DeployConfig, loadDeployConfig } from './config.js';
 import { UsageError } from './errors.js';
@@ -44,26 +43,23 @@ export function prepareDeploy(options: DeployOptions): PreparedDeploy {
   const strategy = parseStrategy(options.strategy ?? environment.strategy ?? config.strategy);
   const profilesDir = resolveProfilesDir(projectDir, options.profilesDir);
   const where = `${configPath}: environments.${envName}`;
-  const engine = targetEngine(profilesDir, project.profile, environment.target, `${where}.target`);
-  const stagingEngine = targetEngine(
+  // Each target is read once: its connection names the engine and the location the checks compare.
+  const prod = targetConnection(
+    projectDir,
+    profilesDir,
+    project.profile,
+    environment.target,
+    `${where}.target`,
+  );
+  const staging = targetConnection(
+    projectDir,
     profilesDir,
     project.profile,
     environment.staging_target,
     `${where}.staging_target`,
   );
-  if (engine !== stagingEngine) {
-    throw new UsageError(
-      `${configPath}: environments.${envName}: target "${environment.target}" is ${engine} but staging_target "${environment.staging_target}" is ${stagingEngine}; both must be on the same warehouse`,
-    );
-  }
-  requireSeparateStaging(
-    projectDir,
-    profilesDir,
-    project.profile,
-    environment.target,
-    environment.staging_target,
-    where,
-  );
+  requireSeparateStaging(prod, staging, environment.target, environment.staging_target, where);
+  const engine = prod.engine;
   if (options.vars !== undefined) parseVars(options.vars);
   requireDbt();
   return {
@@ -112,9 +108,15 @@ export function resolveProfilesDir(projectDir: string, flag?: string): string {
   return join(homedir(), '.dbt');
 }
 
-function targetEngine(profilesDir: string, profile: string, target: string, key: string): Engine {
+function targetConnection(
+  projectDir: string,
+  profilesDir: string,
+  profile: string,
+  target: string,
+  key: string,
+): WarehouseConnection {
   try {
-    return engineOf(readTarget(profilesDir, profile, target), join(profilesDir, 'profiles.yml'));
+    return connectionFor(projectDir, profilesDir, profile, target);
   } catch (error) {
     if (error instanceof ProfileError) throw new UsageError(`${key}: ${error.message}`);
     throw error;
@@ -126,22 +128,17 @@ function targetEngine(profilesDir: string, profile: string, target: string, key:
  * DuckDB both must also live in one file, because publish copies between them in one transaction.
  */
 function requireSeparateStaging(
-  projectDir: string,
-  profilesDir: string,
-  profile: string,
+  prod: WarehouseConnection,
+  staging: WarehouseConnection,
   prodTarget: string,
   stagingTarget: string,
   where: string,
 ): void {
-  const connect = (target: string) => {
-    try {
-      return connectionFor(projectDir, profilesDir, profile, target);
-    } catch (error) {
-      if (error instanceof ProfileError) throw new UsageError(`${where}: ${error.message}`);
-      throw error;
-    }
-  };
-  const [prod, staging] = [connect(prodTarget), connect(stagingTarget)];
+  if (prod.engine !== staging.engine) {
+    throw new UsageError(
+      `${where}: target "${prodTarget}" is ${prod.engine} but staging_target "${stagingTarget}" is ${staging.engine}; both must be on the same warehouse`,
+    );
+  }
   if (prod.path === staging.path && prod.schema === staging.schema) {
     throw new UsageError(
       `${where}: target "${prodTarget}" and staging_target "${stagingTarget}" both write to schema "${prod.schema}"; give staging its own schema`,

@@ -34,10 +34,7 @@ export async function createDeployWorker(
   try {
     connection = await NativeConnection.connect({ address: options.address });
   } catch (error) {
-    throw new TemporalUnavailable(
-      `no Temporal server answers at ${options.address} (${error instanceof Error ? error.message.split('\n')[0] : String(error)}): ` +
-        'start one with `dbt-deploy dev`, or set TEMPORAL_ADDRESS to your cluster',
-    );
+    throw new TemporalUnavailable(options.address, error);
   }
   const worker = await Worker.create({
     connection,

@@ -132,7 +132,9 @@ describe('dbt-deploy CLI', () => {
       try {
         const result = await cli(['deploy', '--project-dir', project.dir]);
         expect(result.exitCode).toBe(2);
+        expect(result.stderr.trim().split('\n')).toHaveLength(1);
         expect(result.stderr).toMatch(/deploy\.yml: not found/);
+        await expectNoDeployStarted();
       } finally {
         await writeFile(config, original);
       }
@@ -174,7 +176,9 @@ describe('dbt-deploy CLI', () => {
   });
 
   it('deploy with a failing audit exits 1 and names the failing test', async () => {
+    const before = await snapshotSchema(project.database, 'analytics');
     const result = await cli(['deploy', '--project-dir', project.dir, '--vars', '{break_audit: true}']);
+    expect(await snapshotSchema(project.database, 'analytics')).toEqual(before);
     expect(result.exitCode).toBe(1);
     expect(result.stdout).toContain('FAILED');
     expect(result.stdout).toContain('accepted_values_stg_orders_status');

@@ -4,39 +4,28 @@
  * warehouse (relations, row counts, checksums) that does not go through the adapter under test.
  */
 import { randomBytes } from 'node:crypto';
-import { cp, mkdtemp } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { Client, Connection } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
 import { inject } from 'vitest';
 import { createActivities, type DeployActivities } from '../../activities/steps.js';
 import { deployResult, newDeployId, startDeploy } from '../../client/deploys.js';
 import { type DeployOptions, prepareDeploy } from '../../client/preflight.js';
-import { loadRawData } from '../../examples/jaffle_shop/raw-data.js';
+import { createExampleWorkspace, type ExampleWorkspace } from '../../examples/jaffle_shop/workspace.js';
 import { createDeployWorker, quietRuntime } from '../../worker/worker.js';
 import type { DeployResult } from '../../workflows/types.js';
 import type { TestNamespace } from './namespaces.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-export const EXAMPLE = join(ROOT, 'examples', 'jaffle_shop');
-
-export interface ExampleProject {
-  dir: string;
-  database: string;
-}
+export type ExampleProject = ExampleWorkspace;
 
 /** A private copy of examples/jaffle_shop with its raw sources loaded. */
 export async function exampleProject(): Promise<ExampleProject> {
-  const dir = join(await mkdtemp(join(tmpdir(), 'dbt-deploy-test-')), 'jaffle_shop');
-  await cp(EXAMPLE, dir, {
-    recursive: true,
-    filter: (source) => !/(\/target|\/logs|\.duckdb(\.wal)?)$/.test(source),
-  });
-  const database = join(dir, 'jaffle_shop.duckdb');
-  await loadRawData(database);
-  return { dir, database };
+  return createExampleWorkspace(join(await mkdtemp(join(tmpdir(), 'dbt-deploy-test-')), 'jaffle_shop'));
 }
 
 export interface TestWorker {
@@ -92,7 +81,6 @@ export function withInjectedFault(activity: keyof DeployActivities): DeployActiv
   return {
     ...real,
     [activity]: async () => {
-      const { ApplicationFailure } = await import('@temporalio/common');
       throw ApplicationFailure.nonRetryable(`injected fault in ${activity}`, 'InjectedFault');
     },
   };
@@ -105,15 +93,26 @@ export interface RelationSnapshot {
   md5: string;
 }
 
+type Read = (sql: string) => Promise<Record<string, unknown>[]>;
+
+/** Opens the file for one look and closes it, so the worker's next step can have it. */
+async function readDuckDb<T>(database: string, look: (read: Read) => Promise<T>): Promise<T> {
+  const instance = await DuckDBInstance.create(database);
+  const connection = await instance.connect();
+  try {
+    return await look(async (sql) => (await connection.runAndReadAll(sql)).getRowObjectsJson());
+  } finally {
+    connection.closeSync();
+    instance.closeSync();
+  }
+}
+
 /** Every relation of `schema` with its content, read with a plain DuckDB connection. */
 export async function snapshotSchema(
   database: string,
   schema: string,
 ): Promise<Record<string, RelationSnapshot>> {
-  const instance = await DuckDBInstance.create(database);
-  const connection = await instance.connect();
-  try {
-    const read = async (sql: string) => (await connection.runAndReadAll(sql)).getRowObjectsJson();
+  return readDuckDb(database, async (read) => {
     const relations = await read(
       `SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = '${schema}' ORDER BY table_name`,
     );
@@ -130,24 +129,12 @@ export async function snapshotSchema(
       };
     }
     return snapshot;
-  } finally {
-    connection.closeSync();
-    instance.closeSync();
-  }
+  });
 }
 
 export async function listSchemas(database: string): Promise<string[]> {
-  const instance = await DuckDBInstance.create(database);
-  const connection = await instance.connect();
-  try {
-    const rows = (
-      await connection.runAndReadAll(
-        'SELECT DISTINCT schema_name FROM information_schema.schemata ORDER BY 1',
-      )
-    ).getRowObjectsJson();
-    return rows.map((r) => String(r['schema_name']));
-  } finally {
-    connection.closeSync();
-    instance.closeSync();
-  }
+  const rows = await readDuckDb(database, (read) =>
+    read('SELECT DISTINCT schema_name FROM information_schema.schemata ORDER BY 1'),
+  );
+  return rows.map((r) => String(r['schema_name']));
 }

@@ -15,6 +15,12 @@ describe('DuckDbAdapter', () => {
   let adapter: DuckDbAdapter;
   let statements: string[];
 
+  /** Opens the test file, recording each statement sent without the adapter's numbering prefix. */
+  const open = () =>
+    DuckDbAdapter.open({ engine: 'duckdb', path, database: 'wh', schema: 'prod' }, (sql) =>
+      statements.push(sql.replace(/^\[duckdb #\d+\] /, '')),
+    );
+
   beforeEach(async () => {
     path = join(await mkdtemp(join(tmpdir(), 'duckdb-adapter-')), 'wh.duckdb');
     const instance = await DuckDBInstance.create(path);
@@ -29,9 +35,7 @@ describe('DuckDbAdapter', () => {
     connection.closeSync();
     instance.closeSync();
     statements = [];
-    adapter = await DuckDbAdapter.open({ engine: 'duckdb', path, database: 'wh', schema: 'prod' }, (sql) =>
-      statements.push(sql.replace(/^\[duckdb #\d+\] /, '')),
-    );
+    adapter = await open();
   });
   afterEach(async () => adapter.close());
 
@@ -41,9 +45,7 @@ describe('DuckDbAdapter', () => {
     expect(backup.entries.map((e) => e.kind)).toEqual(['table', 'view', 'absent']);
     await adapter.close();
     const before = await snapshotSchema(path, 'prod');
-    adapter = await DuckDbAdapter.open({ engine: 'duckdb', path, database: 'wh', schema: 'prod' }, (s) =>
-      statements.push(s.replace(/^\[duckdb #\d+\] /, '')),
-    );
+    adapter = await open();
 
     await adapter.publishTables([
       { from: rel('staging', 'orders'), to: rel('prod', 'orders') },
@@ -57,7 +59,7 @@ describe('DuckDbAdapter', () => {
     await adapter.restore(backup); // a compensation may run twice: the second changes nothing
     await adapter.close();
     expect(await snapshotSchema(path, 'prod')).toEqual(before);
-    adapter = await DuckDbAdapter.open({ engine: 'duckdb', path, database: 'wh', schema: 'prod' });
+    adapter = await open();
     expect(await adapter.relationKind(rel('prod', 'odd "name"'))).toBe('absent');
   });
 

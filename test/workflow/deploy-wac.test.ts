@@ -5,9 +5,8 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { inject } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { temporalCliPath } from '../../client/dev-server.js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appendRawOrders } from '../../examples/jaffle_shop/raw-data.js';
 import {
   type ExampleProject,
