@@ -23,6 +23,8 @@ export interface ManifestNode {
     unique_key?: string | string[] | null;
   };
   depends_on: { nodes: string[] };
+  /** Present after `dbt compile` (or a build): the SELECT rendered for the invocation's target. */
+  compiled_code?: string | null;
 }
 
 export interface Manifest {

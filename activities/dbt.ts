@@ -3,8 +3,8 @@
  * every step are kept apart; dbt's JSON log lines become progress events; an abort signal kills dbt.
  */
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { copyFile, mkdir, rename } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 
@@ -35,6 +35,11 @@ export interface DbtInvocation {
   /** Folder for this invocation's artifacts; dbt writes manifest.json and run_results.json here. */
   targetPath: string;
   vars?: string;
+  /**
+   * A parse cache shared by invocations with the same target and vars. Every step has its own
+   * `--target-path`, so without it dbt would parse the whole project from scratch every time.
+   */
+  partialParseFile?: string;
   signal?: AbortSignal;
   onProgress?: (progress: DbtProgress) => void;
 }
@@ -73,6 +78,9 @@ export async function runDbt(invocation: DbtInvocation): Promise<DbtOutcome> {
     'json',
     '--no-use-colors',
     ...(invocation.vars ? ['--vars', invocation.vars] : []),
+    ...(invocation.partialParseFile && existsSync(invocation.partialParseFile)
+      ? ['--partial-parse-file-path', invocation.partialParseFile]
+      : []),
   ];
   const progress: DbtProgress = { done: 0, total: 0, failed: 0 };
   const errors: string[] = [];
@@ -108,7 +116,18 @@ export async function runDbt(invocation: DbtInvocation): Promise<DbtOutcome> {
       '';
     throw new DbtInvocationError(`dbt ${invocation.args[0]} failed (exit ${exitCode}): ${detail}`);
   }
+  if (invocation.partialParseFile) await keepParse(invocation.targetPath, invocation.partialParseFile);
   return { exitCode, targetPath: invocation.targetPath, progress, errors, listed };
+}
+
+/** dbt writes its parse into the target path; the cache takes it by rename, so readers never see half a file. */
+async function keepParse(targetPath: string, cacheFile: string): Promise<void> {
+  const written = join(targetPath, 'partial_parse.msgpack');
+  if (!existsSync(written)) return;
+  await mkdir(dirname(cacheFile), { recursive: true });
+  const temporary = `${cacheFile}.${process.pid}.${Date.now()}`;
+  await copyFile(written, temporary);
+  await rename(temporary, cacheFile);
 }
 
 interface DbtEvent {

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { basename, extname, isAbsolute, join, resolve } from 'node:path';
 import { parse } from 'yaml';
-import { type Engine, isEngine } from './warehouses/capabilities.js';
+import { ENGINES, type Engine, isEngine } from './warehouses/capabilities.js';
 
 export class ProfileError extends Error {
   override readonly name = 'ProfileError';
@@ -21,7 +21,19 @@ export interface DuckDbConnection {
   schema: string;
 }
 
-export type WarehouseConnection = DuckDbConnection;
+export interface PostgresConnection {
+  engine: 'postgres';
+  host: string;
+  port: number;
+  user: string;
+  /** Resolved from the profile (usually `env_var('PGPASSWORD')`) on the worker; never sent to Temporal. */
+  password?: string;
+  /** dbt calls it `dbname`; it is also the `database` part of every relation name dbt renders. */
+  dbname: string;
+  schema: string;
+}
+
+export type WarehouseConnection = DuckDbConnection | PostgresConnection;
 
 export interface TargetOutput {
   type: string;
@@ -66,7 +78,7 @@ export function readTarget(profilesDir: string, profile: string, target: string)
 export function engineOf(output: TargetOutput, where: string): Engine {
   if (!isEngine(output.type)) {
     throw new ProfileError(
-      `${where}: adapter type "${output.type}" is not supported yet (supported: duckdb)`,
+      `${where}: adapter type "${output.type}" is not supported yet (supported: ${ENGINES.join(', ')})`,
     );
   }
   return output.type;
@@ -91,7 +103,41 @@ export function connectionFor(
         typeof output['database'] === 'string' ? output['database'] : basename(path, extname(path));
       return { engine, path, database, schema: output.schema ?? 'main' };
     }
+    case 'postgres': {
+      const field = (name: string) => profileText(output[name]);
+      const user = field('user');
+      // dbt-postgres names the database `dbname` and accepts `database`; the password also as `pass`.
+      const dbname = field('dbname') ?? field('database');
+      if (user === undefined || dbname === undefined || output.schema === undefined)
+        throw new ProfileError(`target "${target}": a postgres target needs user, dbname and schema`);
+      const password = field('password') ?? field('pass');
+      return {
+        engine,
+        host: field('host') ?? 'localhost',
+        port: portOf(output['port'], target),
+        user,
+        ...(password === undefined ? {} : { password }),
+        dbname,
+        schema: output.schema,
+      };
+    }
   }
+}
+
+/** A scalar profile value as text; numbers count, since YAML reads `port: 5432` or `user: 123` as one. */
+function profileText(value: unknown): string | undefined {
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number') return String(value);
+  return undefined;
+}
+
+/** `env_var()` renders to text, so a port may arrive as "5432". */
+function portOf(value: unknown, target: string): number {
+  if (value === undefined) return 5432;
+  const port = typeof value === 'number' ? value : Number(String(value).trim());
+  if (!Number.isInteger(port) || port < 1 || port > 65535)
+    throw new ProfileError(`target "${target}": port ${String(value)} is not a TCP port`);
+  return port;
 }
 
 const ENV_VAR =

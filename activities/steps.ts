@@ -3,16 +3,21 @@
  * and its own arguments, and returns a one-line summary plus the state it adds. Only small values go
  * back to the workflow; dbt's artifacts stay in the artifact folder and travel as references.
  */
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
+import type { BuildArgs, PublishScope } from '../workflows/plan.js';
 import type {
-  PublishSet,
   ArtifactRef,
   AuditSummary,
+  BackupOperation,
   BackupRef,
   DeployInput,
-  PublishedModel,
+  Fingerprint,
+  PublishSet,
   Relation,
 } from '../workflows/types.js';
 import {
@@ -24,7 +29,15 @@ import {
 } from './artifacts.js';
 import { DbtInvocationError, type DbtOutcome, type DbtProgress, runDbt } from './dbt.js';
 import { connectionFor, ProfileError, type WarehouseConnection } from './profiles.js';
-import { relationName, UnsupportedOperation } from './warehouses/adapter.js';
+import {
+  buildRelationMap,
+  publishSetOf,
+  type RelationMap,
+  schemaPairs,
+  toPublishSet,
+  UnpublishableModel,
+} from './relation-map.js';
+import { relationName, UnsupportedOperation, type WarehouseAdapter } from './warehouses/adapter.js';
 import { turnKey, withWarehouse } from './warehouses/index.js';
 import { takeTurn } from './turns.js';
 
@@ -42,6 +55,12 @@ export interface DeployState {
   publishSet?: PublishSet;
   backup?: BackupRef;
   published?: string[];
+  /** Where every model lives in prod and in the build location (the `resolve` step's file). */
+  relations?: ArtifactRef;
+  /** Staging's fingerprints taken just before a swap, for verifying prod after it (staging is gone then). */
+  expected?: Fingerprint[];
+  /** Rollback only: the earlier deploy's backup being restored. */
+  restoreFrom?: BackupRef;
 }
 
 export interface StepRequest<Args> {
@@ -67,11 +86,21 @@ export function createActivities(options: ActivitiesOptions = {}) {
   const artifactsRoot =
     options.artifactsRoot ?? ((input: DeployInput) => join(input.projectDir, 'target', 'dbt-deploy'));
   const artifactsDirOf = (input: DeployInput) => join(artifactsRoot(input), input.deployId);
+  /** The manifest of the environment's last published deploy: what `state:modified` compares against. */
+  const prodStateDirOf = (input: DeployInput) => join(artifactsRoot(input), 'state', input.env);
+  const parseCacheOf = (input: DeployInput) => join(artifactsRoot(input), '.partial-parse');
 
   return {
-    async dbtBuild({ input, stepId, args }: StepRequest<{ target: string }>): Promise<StepOutcome> {
+    async dbtBuild({ input, state, stepId, args }: StepRequest<BuildArgs>): Promise<StepOutcome> {
       const dir = join(artifactsDirOf(input), stepId);
-      const outcome = await dbt(input, args.target, ['build', '--target', args.target], dir);
+      const selection = buildSelection(state, args, prodStateDirOf(input));
+      const outcome = await dbt(
+        parseCacheOf(input),
+        input,
+        args.target,
+        ['build', '--target', args.target, ...selection.flags],
+        dir,
+      );
       const artifacts: StepArtifacts = {
         dir,
         runResults: await artifactRef(join(dir, 'run_results.json')),
@@ -79,18 +108,33 @@ export function createActivities(options: ActivitiesOptions = {}) {
       };
       const { done, failed } = outcome.progress;
       return {
-        summary: `dbt build in "${args.target}": ${done} nodes, ${failed} not passing`,
+        summary: `dbt build in "${args.target}"${selection.note}: ${done} nodes, ${failed} not passing`,
         state: { artifactsDir: artifactsDirOf(input), artifacts: { [stepId]: artifacts } },
       };
     },
 
-    async audit({ state, args }: StepRequest<{ buildStepId: string }>): Promise<StepOutcome> {
+    async audit({
+      state,
+      args,
+    }: StepRequest<{ buildStepId: string; verifiesPublish?: boolean }>): Promise<StepOutcome> {
       const runResults = await readArtifact<RunResults>(
         requireArtifact(state, args.buildStepId, 'runResults'),
       );
       const audit = summarizeRunResults(runResults);
       const tests = Object.values(audit.tests).reduce((a, b) => a + b, 0);
       const models = Object.values(audit.models).reduce((a, b) => a + b, 0);
+      if (args.verifiesPublish) {
+        // The deploy's audit summary stays the one of the build before publish; this one only decides.
+        if (!audit.passed) {
+          const named = audit.blocking.map((n) => `${n.name} (${n.status})`).join(', ');
+          return {
+            summary: `${audit.blocking.length} blocking: ${named}`,
+            blocked: `prod build failed: ${named}`,
+          };
+        }
+        const published = relationsOf(requirePublishSet(state)).map(relationName);
+        return { summary: `${models} models and ${tests} tests passed in prod`, state: { published } };
+      }
       if (audit.passed) return { summary: `${models} models and ${tests} tests passed`, state: { audit } };
       const named = audit.blocking.map((n) => `${n.name} (${n.status})`).join(', ');
       return {
@@ -98,6 +142,98 @@ export function createActivities(options: ActivitiesOptions = {}) {
         state: { audit },
         blocked: `audit failed, prod untouched: ${named}`,
       };
+    },
+
+    async resolveRelations({
+      input,
+      stepId,
+      args,
+    }: StepRequest<{ prodTarget: string; buildTarget: string }>): Promise<StepOutcome> {
+      const dir = join(artifactsDirOf(input), stepId);
+      const mirror = input.mirror;
+      // `dbt ls` never opens the warehouse, so the listings run beside the compile instead of after it.
+      const [, listing, raw] = await Promise.all([
+        // Compiling for prod gives each model's prod relation and, for views, the SELECT prod needs.
+        dbt(
+          parseCacheOf(input),
+          input,
+          args.prodTarget,
+          ['compile', '--target', args.prodTarget, '--select', 'resource_type:model'],
+          join(dir, 'prod'),
+        ),
+        dbt(
+          parseCacheOf(input),
+          input,
+          args.buildTarget,
+          [...LS_MODELS, '--target', args.buildTarget],
+          join(dir, 'build'),
+        ),
+        mirror
+          ? dbt(
+              parseCacheOf(input),
+              input,
+              args.buildTarget,
+              [...LS_MODELS, '--target', args.buildTarget, '--select', ...mirror.select],
+              join(dir, 'mirror'),
+            )
+          : undefined,
+      ]);
+      const prodManifest = await readArtifact<Manifest>(
+        await artifactRef(join(dir, 'prod', 'manifest.json')),
+      );
+      const mirrorIds = new Set(
+        (raw?.listed ?? []).map((line) => (JSON.parse(line) as { unique_id: string }).unique_id),
+      );
+      const map = buildRelationMap(prodManifest, listing.listed, mirrorIds, args);
+      const file = join(dir, 'relations.json');
+      await writeFile(file, JSON.stringify(map, null, 2));
+      const schemas = schemaPairs(map).map((p) => `${p.prod.schema} ↔ ${p.build.schema}`);
+      return {
+        summary: `${map.models.length} models; schemas ${schemas.join(', ')}`,
+        state: {
+          artifactsDir: artifactsDirOf(input),
+          relations: await artifactRef(file),
+          artifacts: { [stepId]: { dir } },
+        },
+      };
+    },
+
+    async syncFromProd({
+      input,
+      state,
+      args,
+    }: StepRequest<{ buildTarget: string; only?: string[] }>): Promise<StepOutcome> {
+      const map = await readArtifact<RelationMap>(requireRelations(state));
+      return warehouse(input, input.targets.prod, async (w) => {
+        const tables: Array<{ from: Relation; to: Relation }> = [];
+        const drop: Relation[] = [];
+        if (args.only) {
+          const raw = map.models.filter((m) => m.mirror);
+          for (const model of raw) {
+            if ((await w.relationKind(model.prod)) === 'table')
+              tables.push({ from: model.prod, to: model.build });
+            else drop.push(model.build);
+          }
+          if (raw.length > 0 && tables.length === 0) {
+            throw ApplicationFailure.nonRetryable(
+              `prod has no raw layer yet: run \`dbt-deploy mirror refresh --env ${input.env}\` first`,
+              'ConfigError',
+            );
+          }
+        } else {
+          for (const pair of schemaPairs(map)) {
+            const prodTables = (await w.listRelations(pair.prod)).filter((r) => r.kind === 'table');
+            const names = new Set(prodTables.map((r) => r.relation.identifier));
+            for (const { relation } of prodTables)
+              tables.push({ from: relation, to: { ...pair.build, identifier: relation.identifier } });
+            for (const { relation, kind } of await w.listRelations(pair.build))
+              if (kind === 'table' && !names.has(relation.identifier)) drop.push(relation);
+          }
+        }
+        await w.replaceRelations({ tables, views: [], drop });
+        const dropped = drop.length > 0 ? `, dropped ${drop.length} that prod does not have` : '';
+        return { summary: `copied ${tables.length} tables from prod into "${args.buildTarget}"${dropped}` };
+      });
     },
 
     async resolvePublishSet({
@@ -111,6 +247,7 @@ export function createActivities(options: ActivitiesOptions = {}) {
       const selection = input.publishTags.map((tag) => `tag:${tag}`);
       // dbt itself says where each model lives in prod, so custom schema macros are honoured.
       const listed = await dbt(
+        parseCacheOf(input),
         input,
         args.prodTarget,
         [
@@ -121,6 +258,7 @@ export function createActivities(options: ActivitiesOptions = {}) {
           'model',
           '--select',
           ...selection,
+          ...(input.mirror ? ['--exclude', ...input.mirror.select] : []),
           '--output',
           'json',
           '--output-keys',
@@ -128,7 +266,14 @@ export function createActivities(options: ActivitiesOptions = {}) {
         ],
         dir,
       );
-      const publishSet = toPublishSet(manifest, listed.listed);
+      let publishSet: PublishSet;
+      try {
+        publishSet = toPublishSet(manifest, listed.listed);
+      } catch (error) {
+        if (error instanceof UnpublishableModel)
+          throw ApplicationFailure.nonRetryable(error.message, error.name);
+        throw error;
+      }
       const count = publishSet.tables.length + publishSet.views.length;
       if (count === 0) {
         const blocked = `no models tagged ${input.publishTags.join(', ')}: nothing to publish (check publish.tags in deploy.yml)`;
@@ -140,29 +285,72 @@ export function createActivities(options: ActivitiesOptions = {}) {
       };
     },
 
-    async backupProd({ input, state, args }: StepRequest<{ prodTarget: string }>): Promise<StepOutcome> {
-      const publishSet = requirePublishSet(state);
-      const relations = [...publishSet.tables, ...publishSet.views].map((m) => m.prod);
-      const backup = await warehouse(input, args.prodTarget, (w) => w.backup(input.deployId, relations));
-      const kept = backup.entries.filter((e) => e.kind !== 'absent').length;
+    async selectPublishSet({
+      input,
+      state,
+      args,
+    }: StepRequest<{ buildStepId: string; prodTarget: string; scope: PublishScope }>): Promise<StepOutcome> {
+      const map = await readArtifact<RelationMap>(requireRelations(state));
+      const runResults = await readArtifact<RunResults>(
+        requireArtifact(state, args.buildStepId, 'runResults'),
+      );
+      let publishSet: PublishSet;
+      try {
+        publishSet = publishSetOf(map, runResults, args.scope, input.publishTags);
+      } catch (error) {
+        if (error instanceof UnpublishableModel)
+          throw ApplicationFailure.nonRetryable(error.message, error.name);
+        throw error;
+      }
+      if (args.scope === 'all') {
+        const drop = await warehouse(input, args.prodTarget, (w) => relationsStagingLacks(w, map));
+        if (drop.length > 0) publishSet = { ...publishSet, drop };
+      }
+      const count = publishSet.tables.length + publishSet.views.length;
+      if (count === 0) {
+        const blocked = 'the build produced no model to publish';
+        return { summary: blocked, blocked };
+      }
+      const dropping = publishSet.drop?.length ? `, ${publishSet.drop.length} to drop` : '';
       return {
-        summary: `kept ${kept} of ${relations.length} relations in ${backup.location.schema}`,
-        state: { backup },
+        summary: `${publishSet.tables.length} tables, ${publishSet.views.length} views to publish${dropping}`,
+        state: { publishSet },
       };
+    },
+
+    async backupProd({
+      input,
+      state,
+      args,
+    }: StepRequest<{ prodTarget: string; operation?: BackupOperation }>): Promise<StepOutcome> {
+      const relations = state.restoreFrom
+        ? state.restoreFrom.entries.map((e) => e.prod)
+        : relationsOf(requirePublishSet(state));
+      const label = {
+        env: input.env,
+        operation: args.operation ?? 'deploy',
+        createdAt: new Date().toISOString(),
+      };
+      return warehouse(input, args.prodTarget, async (w) => {
+        const backup = await w.backup(input.deployId, relations, label);
+        const pruned = await pruneBackups(w, input, backup);
+        const kept = backup.entries.filter((e) => e.kind !== 'absent').length;
+        return {
+          summary: `kept ${kept} of ${relations.length} relations in ${backup.location.schema}${pruned}`,
+          state: { backup },
+        };
+      });
     },
 
     async publishTables({ input, state, args }: StepRequest<{ prodTarget: string }>): Promise<StepOutcome> {
       const { tables } = requirePublishSet(state);
-      const stagingConnection = connection(input, input.targets.staging);
-      const prodConnection = connection(input, args.prodTarget);
-      if (turnKey(stagingConnection) !== turnKey(prodConnection)) {
-        throw ApplicationFailure.nonRetryable(
-          'staging and prod targets must use the same DuckDB file to publish by copy',
-          UnsupportedOperation.name,
-        );
-      }
+      requireOneWarehouse(input);
       await warehouse(input, args.prodTarget, (w) =>
-        w.publishTables(tables.map((t) => ({ from: t.staging, to: t.prod }))),
+        w.replaceRelations({
+          tables: tables.map((t) => ({ from: t.staging, to: t.prod })),
+          views: [],
+          drop: [],
+        }),
       );
       return { summary: `published ${tables.length} tables: ${tables.map((t) => t.name).join(', ')}` };
     },
@@ -177,7 +365,13 @@ export function createActivities(options: ActivitiesOptions = {}) {
       if (views.length === 0) return { summary: 'no views to re-create' };
       const dir = join(artifactsDirOf(input), stepId);
       const names = views.map((v) => v.name);
-      await dbt(input, args.prodTarget, ['run', '--target', args.prodTarget, '--select', ...names], dir);
+      await dbt(
+        parseCacheOf(input),
+        input,
+        args.prodTarget,
+        ['run', '--target', args.prodTarget, '--select', ...names],
+        dir,
+      );
       const results = summarizeRunResults(
         await readArtifact<RunResults>(await artifactRef(join(dir, 'run_results.json'))),
       );
@@ -188,30 +382,143 @@ export function createActivities(options: ActivitiesOptions = {}) {
       return { summary: `re-created ${views.length} views: ${names.join(', ')}` };
     },
 
+    async publishRelations({
+      input,
+      state,
+      args,
+    }: StepRequest<{ prodTarget: string }>): Promise<StepOutcome> {
+      const publishSet = requirePublishSet(state);
+      const map = await readArtifact<RelationMap>(requireRelations(state));
+      requireOneWarehouse(input);
+      const sqlOf = new Map(map.models.map((m) => [m.uniqueId, m.prodSql]));
+      const views = publishSet.views.map((view) => {
+        const sql = sqlOf.get(view.uniqueId);
+        if (!sql) throw ApplicationFailure.nonRetryable(`no compiled SQL for view ${view.name}`, 'PlanError');
+        return { to: view.prod, sql };
+      });
+      await warehouse(input, args.prodTarget, (w) =>
+        w.replaceRelations({
+          tables: publishSet.tables.map((t) => ({ from: t.staging, to: t.prod })),
+          views,
+          drop: publishSet.drop ?? [],
+        }),
+      );
+      const dropped = publishSet.drop?.length ? `, dropped ${publishSet.drop.length}` : '';
+      return {
+        summary: `published ${publishSet.tables.length} tables and ${views.length} views${dropped}`,
+      };
+    },
+
+    async swapSchemas({ input, state, args }: StepRequest<{ prodTarget: string }>): Promise<StepOutcome> {
+      const publishSet = requirePublishSet(state);
+      const map = await readArtifact<RelationMap>(requireRelations(state));
+      requireOneWarehouse(input);
+      const swaps = schemaPairs(map).map((p) => ({ prod: p.prod.schema, staging: p.build.schema }));
+      const label = { env: input.env, operation: 'deploy' as const, createdAt: new Date().toISOString() };
+      return warehouse(input, args.prodTarget, async (w) => {
+        // Staging disappears into prod with the swap: what it held is recorded first, to verify against.
+        const expected: Fingerprint[] = [];
+        for (const model of [...publishSet.tables, ...publishSet.views]) {
+          const found = await w.fingerprint(model.staging);
+          expected.push({ ...found, relation: model.prod });
+        }
+        const backup = await w.swapSchemas(input.deployId, swaps, label);
+        const pruned = await pruneBackups(w, input, backup);
+        const names = swaps.map((s) => `${s.staging} → ${s.prod}`).join(', ');
+        return {
+          summary: `swapped ${names}; old prod kept as ${backup.location.schema}${pruned}`,
+          state: { backup, expected },
+        };
+      });
+    },
+
     async verifyProd({ input, state, args }: StepRequest<{ prodTarget: string }>): Promise<StepOutcome> {
-      const { tables, views } = requirePublishSet(state);
-      const models = [...tables, ...views];
+      const publishSet = requirePublishSet(state);
+      const models = [...publishSet.tables, ...publishSet.views];
       const mismatches = await warehouse(input, args.prodTarget, async (w) => {
         const found: string[] = [];
         for (const model of models) {
           Context.current().heartbeat({ verifying: model.name });
-          const [prod, staging] = [await w.fingerprint(model.prod), await w.fingerprint(model.staging)];
-          if (prod.rows !== staging.rows || prod.checksum !== staging.checksum) {
+          const prod = await w.fingerprint(model.prod);
+          const expected =
+            state.expected?.find((f) => relationName(f.relation) === relationName(model.prod)) ??
+            (await w.fingerprint(model.staging));
+          if (prod.rows !== expected.rows || prod.checksum !== expected.checksum) {
             found.push(
-              `${model.name}: prod ${prod.rows} rows/${prod.checksum}, staging ${staging.rows} rows/${staging.checksum}`,
+              `${model.name}: prod ${prod.rows} rows/${prod.checksum}, staging ${expected.rows} rows/${expected.checksum}`,
             );
           }
         }
+        for (const relation of publishSet.drop ?? [])
+          if ((await w.relationKind(relation)) !== 'absent')
+            found.push(`${relationName(relation)} was not dropped`);
         return found;
       });
-      const published = models.map((m) => relationName(m.prod));
       if (mismatches.length > 0) {
         const blocked = `verify failed, prod differs from staging: ${mismatches.join('; ')}`;
         return { summary: blocked, blocked };
       }
+      await recordProdState(state, prodStateDirOf(input));
       return {
         summary: `${models.length} relations match staging (rows and checksum)`,
-        state: { published },
+        state: { published: models.map((m) => relationName(m.prod)) },
+      };
+    },
+
+    async findBackup({ input, args }: StepRequest<{ prodTarget: string }>): Promise<StepOutcome> {
+      const database = databaseOf(connection(input, args.prodTarget));
+      const backups = (await warehouse(input, args.prodTarget, (w) => w.listBackups(database))).filter(
+        (b) => b.env === input.env,
+      );
+      const wanted = input.rollbackTo;
+      const found = wanted
+        ? backups.find((b) => b.deployId === wanted)
+        : backups.find((b) => (b.operation ?? 'deploy') === 'deploy');
+      if (!found) {
+        const known = backups.map((b) => `${b.deployId} (${b.operation ?? 'deploy'}, ${b.createdAt})`);
+        const which = wanted ? `deploy ${wanted}` : `any deploy to "${input.env}"`;
+        throw ApplicationFailure.nonRetryable(
+          `no backup of ${which} is kept${known.length ? ` (kept: ${known.join(', ')})` : ' (no backups are kept)'}`,
+          'BackupNotFound',
+        );
+      }
+      return {
+        summary: `backup of ${found.deployId}, taken ${found.createdAt}: ${found.entries.length} relations`,
+        state: { restoreFrom: found },
+      };
+    },
+
+    async restoreBackup({ input, state, args }: StepRequest<{ prodTarget: string }>): Promise<StepOutcome> {
+      const from = requireRestoreFrom(state);
+      await warehouse(input, args.prodTarget, (w) => w.restore(from));
+      return { summary: `restored ${from.entries.length} relations from ${from.location.schema}` };
+    },
+
+    async verifyRestore({ input, state, args }: StepRequest<{ prodTarget: string }>): Promise<StepOutcome> {
+      const from = requireRestoreFrom(state);
+      const mismatches = await warehouse(input, args.prodTarget, async (w) => {
+        const found: string[] = [];
+        for (const entry of from.entries) {
+          const kind = await w.relationKind(entry.prod);
+          if (kind !== entry.kind) {
+            found.push(`${relationName(entry.prod)} is ${kind}, the backup had ${entry.kind}`);
+          } else if (entry.kind === 'table' && entry.copy) {
+            const [prod, copy] = [await w.fingerprint(entry.prod), await w.fingerprint(entry.copy)];
+            if (prod.rows !== copy.rows || prod.checksum !== copy.checksum)
+              found.push(`${relationName(entry.prod)}: ${prod.rows} rows, the backup has ${copy.rows}`);
+          }
+        }
+        return found;
+      });
+      if (mismatches.length > 0) {
+        const blocked = `verify failed, prod differs from the backup: ${mismatches.join('; ')}`;
+        return { summary: blocked, blocked };
+      }
+      return {
+        summary: `${from.entries.length} relations match the backup of ${from.deployId}`,
+        state: {
+          published: from.entries.filter((e) => e.kind !== 'absent').map((e) => relationName(e.prod)),
+        },
       };
     },
 
@@ -222,6 +529,15 @@ export function createActivities(options: ActivitiesOptions = {}) {
       return { summary: `restored ${backup.entries.length} relations from ${backup.location.schema}` };
     },
 
+    async unswapSchemas({ input, state, args }: StepRequest<{ prodTarget: string }>): Promise<StepOutcome> {
+      const backup = state.backup;
+      if (!backup?.swapped) return { summary: 'no swap happened: nothing to undo' };
+      await warehouse(input, args.prodTarget, (w) => w.unswapSchemas(backup));
+      return {
+        summary: `swapped back: ${backup.swapped.map((s) => s.prod).join(', ')} is the old prod again`,
+      };
+    },
+
     async dropBackup({ input, state, args }: StepRequest<{ prodTarget: string }>): Promise<StepOutcome> {
       const backup = state.backup;
       if (!backup) return { summary: 'no backup to drop' };
@@ -229,6 +545,109 @@ export function createActivities(options: ActivitiesOptions = {}) {
       return { summary: `dropped ${backup.location.schema}` };
     },
   };
+}
+
+const LS_MODELS = [
+  'ls',
+  '--resource-type',
+  'model',
+  '--output',
+  'json',
+  '--output-keys',
+  'unique_id name database schema alias',
+];
+
+/** The flags a build step passes to dbt, and a note for its summary. */
+function buildSelection(
+  state: DeployState,
+  args: BuildArgs,
+  prodStateDir: string,
+): { flags: string[]; note: string } {
+  const exclude = args.exclude?.length ? ['--exclude', ...args.exclude] : [];
+  if (args.selectPublishSet) {
+    const { tables, views } = requirePublishSet(state);
+    const names = [...tables, ...views].map((m) => m.name);
+    const defer = args.deferToStep
+      ? ['--defer', '--favor-state', '--state', requireArtifactDir(state, args.deferToStep)]
+      : [];
+    return { flags: ['--select', ...names, ...defer], note: ` (${names.length} selected models)` };
+  }
+  if (!args.select?.length) return { flags: exclude, note: '' };
+  const needsState = args.select.some((s) => s.includes('state:'));
+  if (needsState && args.stateAware) {
+    if (!existsSync(join(prodStateDir, 'manifest.json'))) {
+      // Nothing was published before: every model counts as changed.
+      return { flags: exclude, note: ' (no earlier deploy to compare with: every model)' };
+    }
+    return { flags: ['--select', ...args.select, '--state', prodStateDir, ...exclude], note: '' };
+  }
+  return { flags: ['--select', ...args.select, ...exclude], note: '' };
+}
+
+/** Keeps the newest `backups.keep` backups of the environment (this one included) and drops the rest. */
+async function pruneBackups(w: WarehouseAdapter, input: DeployInput, current: BackupRef): Promise<string> {
+  const keep = input.backupsKeep ?? 3;
+  const all = (await w.listBackups(current.location.database)).filter((b) => b.env === input.env);
+  const stale = all.filter((b) => b.deployId !== current.deployId).slice(Math.max(0, keep - 1));
+  for (const backup of stale) await w.dropBackup(backup);
+  return stale.length > 0 ? `; dropped ${stale.length} older (backups.keep: ${keep})` : '';
+}
+
+/** Prod relations in the project's prod schemas that staging no longer has: a blue-green publish drops them. */
+async function relationsStagingLacks(w: WarehouseAdapter, map: RelationMap): Promise<Relation[]> {
+  const drop: Relation[] = [];
+  for (const pair of schemaPairs(map)) {
+    const staged = new Set((await w.listRelations(pair.build)).map((r) => r.relation.identifier));
+    for (const { relation } of await w.listRelations(pair.prod))
+      if (!staged.has(relation.identifier)) drop.push(relation);
+  }
+  return drop;
+}
+
+/** After a publish, the build's manifest becomes the state the next `state:modified` selection compares with. */
+async function recordProdState(state: DeployState, dir: string): Promise<void> {
+  const manifest = state.artifacts['build']?.manifest;
+  if (!manifest) return;
+  await mkdir(dir, { recursive: true });
+  await copyFile(new URL(manifest.uri), join(dir, 'manifest.json'));
+}
+
+function relationsOf(publishSet: PublishSet): Relation[] {
+  return [...publishSet.tables, ...publishSet.views].map((m) => m.prod).concat(publishSet.drop ?? []);
+}
+
+function databaseOf(connection: WarehouseConnection): string {
+  return connection.engine === 'postgres' ? connection.dbname : connection.database;
+}
+
+/** Publish copies between staging and prod inside one warehouse (one DuckDB file, one PostgreSQL database). */
+function requireOneWarehouse(input: DeployInput): void {
+  const staging = connection(input, input.targets.staging);
+  const prod = connection(input, input.targets.prod);
+  if (turnKey(staging) !== turnKey(prod)) {
+    throw ApplicationFailure.nonRetryable(
+      `staging and prod targets must be in the same warehouse (one DuckDB file, one PostgreSQL database) to publish by copy`,
+      UnsupportedOperation.name,
+    );
+  }
+}
+
+function requireArtifactDir(state: DeployState, stepId: string): string {
+  const dir = state.artifacts[stepId]?.dir;
+  if (!dir) throw ApplicationFailure.nonRetryable(`step "${stepId}" left no artifacts`, 'PlanError');
+  return dir;
+}
+
+function requireRelations(state: DeployState): ArtifactRef {
+  if (!state.relations)
+    throw ApplicationFailure.nonRetryable('no relation map was resolved before this step', 'PlanError');
+  return state.relations;
+}
+
+function requireRestoreFrom(state: DeployState): BackupRef {
+  if (!state.restoreFrom)
+    throw ApplicationFailure.nonRetryable('no backup was found before this step', 'PlanError');
+  return state.restoreFrom;
 }
 
 export type DeployActivities = ReturnType<typeof createActivities>;
@@ -252,19 +671,32 @@ async function warehouse<T>(
 }
 
 /** Runs dbt on its turn with the warehouse, heartbeating its progress so a cancel reaches it. */
-async function dbt(input: DeployInput, target: string, args: string[], dir: string): Promise<DbtOutcome> {
+async function dbt(
+  parseCache: string,
+  input: DeployInput,
+  target: string,
+  args: string[],
+  dir: string,
+): Promise<DbtOutcome> {
+  // dbt's parse depends on the target and the vars; anything else it checks itself.
+  const parseKey = createHash('sha256')
+    .update(`${target}\u0000${input.vars ?? ''}`)
+    .digest('hex')
+    .slice(0, 16);
+  const partialParseFile = join(parseCache, `${parseKey}.msgpack`);
   const context = Context.current();
   let latest: DbtProgress = { done: 0, total: 0, failed: 0 };
   try {
     const outcome = await heartbeating(
       () =>
-        takeTurn(turnKey(connection(input, target)), () =>
+        withTurn(args[0] === 'ls' ? undefined : turnKey(connection(input, target)), () =>
           runDbt({
             projectDir: input.projectDir,
             profilesDir: input.profilesDir,
             args,
             targetPath: dir,
             ...(input.vars ? { vars: input.vars } : {}),
+            partialParseFile,
             signal: context.cancellationSignal,
             onProgress: (progress) => {
               latest = progress;
@@ -284,6 +716,11 @@ async function dbt(input: DeployInput, target: string, args: string[], dir: stri
     if (error instanceof DbtInvocationError) throw ApplicationFailure.nonRetryable(error.message, error.name);
     throw error;
   }
+}
+
+/** `dbt ls` only parses the project: it needs no turn with the warehouse. */
+async function withTurn<T>(key: string | undefined, work: () => Promise<T>): Promise<T> {
+  return key === undefined ? work() : takeTurn(key, work);
 }
 
 /** Heartbeats on a timer while `work` runs, so long silent statements still count as alive. */
@@ -307,54 +744,4 @@ function requirePublishSet(state: DeployState): PublishSet {
   if (!state.publishSet)
     throw ApplicationFailure.nonRetryable('no publish set was resolved before this step', 'PlanError');
   return state.publishSet;
-}
-
-interface ListedModel {
-  unique_id: string;
-  name: string;
-  database: string;
-  schema: string;
-  alias: string | null;
-  config: { materialized: string };
-}
-
-/** Joins where dbt built each selected model in staging (the manifest) with where it lives in prod (`dbt ls`). */
-export function toPublishSet(manifest: Manifest, listedLines: string[]): PublishSet {
-  const publishSet: PublishSet = { tables: [], views: [] };
-  for (const line of listedLines) {
-    const listed = JSON.parse(line) as ListedModel;
-    const node = manifest.nodes[listed.unique_id];
-    if (!node)
-      throw ApplicationFailure.nonRetryable(
-        `${listed.unique_id} is in prod's selection but was not built`,
-        'PlanError',
-      );
-    const staging: Relation = {
-      database: node.database ?? '',
-      schema: node.schema,
-      identifier: node.alias ?? node.name,
-    };
-    const prod: Relation = {
-      database: listed.database,
-      schema: listed.schema,
-      identifier: listed.alias ?? listed.name,
-    };
-    const materialized = listed.config.materialized;
-    if (materialized === 'ephemeral') continue;
-    if (materialized !== 'table' && materialized !== 'incremental' && materialized !== 'view') {
-      throw ApplicationFailure.nonRetryable(
-        `${listed.name} is materialized as "${materialized}", which cannot be published yet (table, incremental, view)`,
-        UnsupportedOperation.name,
-      );
-    }
-    const model: PublishedModel = {
-      uniqueId: listed.unique_id,
-      name: listed.name,
-      materialized,
-      staging,
-      prod,
-    };
-    (materialized === 'view' ? publishSet.views : publishSet.tables).push(model);
-  }
-  return publishSet;
 }

@@ -58,9 +58,15 @@ async function measure(rows: number): Promise<Row> {
     const adapter = await DuckDbAdapter.open({ engine: 'duckdb', path, database: 'bench', schema: 'prod' });
     try {
       const prod = tables.map((t) => relation('prod', t));
-      const [backupMs, backup] = await timed(() => adapter.backup('bench', prod));
+      const [backupMs, backup] = await timed(() =>
+        adapter.backup('bench', prod, { env: 'bench', createdAt: new Date().toISOString() }),
+      );
       const [publishMs] = await timed(() =>
-        adapter.publishTables(tables.map((t) => ({ from: relation('staging', t), to: relation('prod', t) }))),
+        adapter.replaceRelations({
+          tables: tables.map((t) => ({ from: relation('staging', t), to: relation('prod', t) })),
+          views: [],
+          drop: [],
+        }),
       );
       const [fingerprintMs] = await timed(async () => {
         for (const table of prod) await adapter.fingerprint(table);

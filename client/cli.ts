@@ -7,22 +7,46 @@
 import { resolve } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { planDeploy } from '../workflows/strategies/index.js';
+import { planRollback } from '../workflows/strategies/rollback.js';
 import { connectClient, temporalSettings } from './connection.js';
-import { deployResult, newDeployId, startDeploy } from './deploys.js';
+import { deployResult, newDeployId, type Operation, startDeploy } from './deploys.js';
 import { startDevServer } from './dev-server.js';
 import { followDeploy } from './follow.js';
 import { type DeployOptions, prepareDeploy } from './preflight.js';
 import { formatPlan, formatResult } from './report.js';
-import { STRATEGIES } from '../workflows/types.js';
+import { type DeployInput, STRATEGIES } from '../workflows/types.js';
 
-function deployOptions(command: Command): Command {
+/** Where to act: the dbt project, its profiles, deploy.yml and the environment. */
+function targetOptions(command: Command): Command {
   return command
     .option('--project-dir <dir>', 'the dbt project, as with dbt', '.')
     .option('--profiles-dir <dir>', 'where profiles.yml is (default: DBT_PROFILES_DIR, the project, ~/.dbt)')
     .option('--config <file>', 'deploy configuration (default: deploy.yml beside dbt_project.yml)')
     .option('--env <name>', 'environment from deploy.yml', 'prod')
-    .addOption(new Option('--strategy <name>', 'override the configured strategy').choices([...STRATEGIES]))
     .option('--vars <yaml>', "dbt vars for every dbt invocation, e.g. '{key: value}'");
+}
+
+function deployOptions(command: Command): Command {
+  return targetOptions(command).addOption(
+    new Option('--strategy <name>', 'override the configured strategy').choices([...STRATEGIES]),
+  );
+}
+
+/** Starts one operation, follows its steps on the terminal and sets the exit code from its result. */
+async function runOperation(
+  operation: Operation,
+  prepared: Omit<DeployInput, 'deployId'>,
+  options: { json?: boolean },
+): Promise<void> {
+  const settings = temporalSettings();
+  const client = await connectClient(settings);
+  const input: DeployInput = { ...prepared, deployId: newDeployId(prepared.env) };
+  const handle = await startDeploy(client, input, settings.taskQueue, operation);
+  if (!options.json) console.log(`${operation} ${input.deployId} started as workflow ${handle.workflowId}`);
+  const stopFollowing = options.json ? () => {} : followDeploy(handle, (line) => console.log(line));
+  const result = await deployResult(handle).finally(stopFollowing);
+  console.log(options.json ? JSON.stringify(result) : formatResult(result));
+  process.exitCode = result.status === 'published' ? 0 : 1;
 }
 
 export function buildCli(): Command {
@@ -35,23 +59,38 @@ export function buildCli(): Command {
     .option('--json', 'print the result object as one JSON line')
     .option('--git-sha <sha>', 'the commit being deployed, recorded with the deploy')
     .action(async (options: DeployOptions & { json?: boolean }) => {
-      const prepared = prepareDeploy(options);
-      const settings = temporalSettings();
-      const client = await connectClient(settings);
-      const input = { ...prepared.input, deployId: newDeployId(prepared.input.env) };
-      const handle = await startDeploy(client, input, settings.taskQueue);
-      if (!options.json) console.log(`deploy ${input.deployId} started as workflow ${handle.workflowId}`);
-      const stopFollowing = options.json ? () => {} : followDeploy(handle, (line) => console.log(line));
-      const result = await deployResult(handle).finally(stopFollowing);
-      console.log(options.json ? JSON.stringify(result) : formatResult(result));
-      process.exitCode = result.status === 'published' ? 0 : 1;
+      await runOperation('deploy', prepareDeploy(options).input, options);
+    });
+
+  targetOptions(program.command('rollback'))
+    .description("restore prod to its state before a deploy, from that deploy's backup; exit 0 when restored")
+    .option('--to <deployId>', 'the deploy to undo (default: the latest deploy to the environment)')
+    .option('--json', 'print the result object as one JSON line')
+    .action(async (options: DeployOptions & { to?: string; json?: boolean }) => {
+      const { input } = prepareDeploy(options);
+      await runOperation(
+        'rollback',
+        { ...input, ...(options.to ? { rollbackTo: options.to } : {}) },
+        options,
+      );
+    });
+
+  const mirror = program.command('mirror').description('the raw layer that copies each source 1:1');
+  targetOptions(mirror.command('refresh'))
+    .description("rebuild the raw layer from the live sources, audit it, then replace prod's copy")
+    .option('--json', 'print the result object as one JSON line')
+    .action(async (options: DeployOptions & { json?: boolean }) => {
+      const { input } = prepareDeploy({ ...options, strategy: 'mirror' });
+      await runOperation('mirror-refresh', input, options);
     });
 
   deployOptions(program.command('plan'))
     .description('print the steps a deploy would run; touches nothing')
-    .action((options: DeployOptions) => {
+    .option('--rollback', 'print the plan of `dbt-deploy rollback` instead')
+    .action((options: DeployOptions & { rollback?: boolean }) => {
       const prepared = prepareDeploy(options);
-      const plan = planDeploy({ ...prepared.input, deployId: '<deploy id>' });
+      const input = { ...prepared.input, deployId: '<deploy id>' };
+      const plan = options.rollback ? planRollback(input) : planDeploy(input);
       console.log(
         formatPlan(
           plan,

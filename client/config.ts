@@ -14,10 +14,12 @@ const EnvironmentSchema = z.strictObject({
   target: z.string().min(1),
   /** The dbt target the candidate is built and audited in. */
   staging_target: z.string().min(1),
-  /** Reserved for strategies that audit in a separate location (wap). */
+  /** Where `wap` builds and tests everything before it rebuilds the tagged models in prod (default: staging_target). */
   audit_target: z.string().min(1).optional(),
   strategy: z.enum(STRATEGIES).optional(),
 });
+
+const Selectors = z.array(z.string().min(1)).min(1);
 
 export const DeployConfigSchema = z.strictObject({
   strategy: z.enum(STRATEGIES).default('wac'),
@@ -27,6 +29,10 @@ export const DeployConfigSchema = z.strictObject({
   publish: z
     .strictObject({ tags: z.array(z.string().min(1)).min(1).default(['mart', 'utils']) })
     .default({ tags: ['mart', 'utils'] }),
+  /** What `clone-back` rebuilds, as dbt selectors (default: state:modified+ and the publish tags). */
+  select: Selectors.optional(),
+  /** A raw layer copying each source 1:1: refreshed by `dbt-deploy mirror refresh`, read by every deploy. */
+  mirror: z.strictObject({ select: Selectors.default(['tag:raw']) }).optional(),
   backups: z.strictObject({ keep: z.number().int().min(1).default(3) }).default({ keep: 3 }),
   approval: z
     .strictObject({

@@ -26,25 +26,40 @@ export function newDeployId(env: string, now = new Date()): string {
   return `${env}-${stamp}-${randomBytes(2).toString('hex')}`.replace(/[^a-z0-9-]/gi, '_');
 }
 
+/** The workflows that change an environment; they share one workflow id, so only one runs at a time. */
+export type Operation = 'deploy' | 'rollback' | 'mirror-refresh';
+
+const WORKFLOW_TYPES: Record<Operation, string> = {
+  deploy: 'deployWorkflow',
+  rollback: 'rollbackWorkflow',
+  'mirror-refresh': 'refreshMirrorWorkflow',
+};
+
 export async function startDeploy(
   client: Client,
   input: DeployInput,
   taskQueue: string,
+  operation: Operation = 'deploy',
 ): Promise<WorkflowHandle<typeof deployWorkflow>> {
   const workflowId = deployWorkflowId(input.project, input.env);
+  const summary = {
+    deploy: `Deploy ${input.project} to ${input.env} with ${input.strategy}`,
+    rollback: `Roll back ${input.project} in ${input.env} to before ${input.rollbackTo ?? 'the latest deploy'}`,
+    'mirror-refresh': `Refresh the raw layer of ${input.project} in ${input.env}`,
+  }[operation];
   try {
-    return await client.workflow.start('deployWorkflow', {
+    return await client.workflow.start(WORKFLOW_TYPES[operation], {
       taskQueue,
       workflowId,
       args: [input],
       workflowIdConflictPolicy: 'FAIL',
       workflowIdReusePolicy: 'ALLOW_DUPLICATE',
-      staticSummary: `Deploy ${input.project} to ${input.env} with ${input.strategy}`,
+      staticSummary: summary,
     });
   } catch (error) {
     if (error instanceof WorkflowExecutionAlreadyStartedError) {
       throw new DeployInProgress(
-        `a deploy of ${input.project} to ${input.env} is already running (workflow ${workflowId}); wait for it or abort it`,
+        `${input.project} in ${input.env} is already being changed (workflow ${workflowId}); wait for it or abort it`,
       );
     }
     throw error;

@@ -9,6 +9,8 @@ import { join, resolve } from 'node:path';
 import { parse } from 'yaml';
 import { dbtBin } from '../activities/dbt.js';
 import { connectionFor, ProfileError, type WarehouseConnection } from '../activities/profiles.js';
+import { CAPABILITIES, type Engine } from '../activities/warehouses/capabilities.js';
+import { supportedStrategies, unsupportedBecause } from '../workflows/strategies/index.js';
 import { STRATEGIES, type DeployInput, type StrategyName } from '../workflows/types.js';
 import { type DeployConfig, loadDeployConfig } from './config.js';
 import { UsageError } from './errors.js';
@@ -59,9 +61,25 @@ export function prepareDeploy(options: DeployOptions): PreparedDeploy {
     `${where}.staging_target`,
   );
   requireSeparateStaging(prod, staging, environment.target, environment.staging_target, where);
+  if (strategy === 'wap' && environment.audit_target) {
+    const audit = targetConnection(
+      projectDir,
+      profilesDir,
+      project.profile,
+      environment.audit_target,
+      `${where}.audit_target`,
+    );
+    requireSeparateStaging(prod, audit, environment.target, environment.audit_target, where);
+  }
+  if (strategy === 'mirror' && !config.mirror) {
+    throw new UsageError(
+      `${configPath}: strategy "mirror" refreshes a raw layer, but there is no "mirror" key (add \`mirror: {select: [tag:raw]}\`, see docs/strategies.md)`,
+    );
+  }
   const engine = prod.engine;
   if (options.vars !== undefined) parseVars(options.vars);
   requireDbt();
+  requireSupported(strategy, engine, configPath);
   return {
     config,
     configPath,
@@ -73,8 +91,15 @@ export function prepareDeploy(options: DeployOptions): PreparedDeploy {
       env: envName,
       strategy,
       engine,
-      targets: { prod: environment.target, staging: environment.staging_target },
+      targets: {
+        prod: environment.target,
+        staging: environment.staging_target,
+        ...(environment.audit_target ? { audit: environment.audit_target } : {}),
+      },
       publishTags: config.publish.tags,
+      backupsKeep: config.backups.keep,
+      ...(config.select ? { select: config.select } : {}),
+      ...(config.mirror ? { mirror: { select: config.mirror.select } } : {}),
       ...(options.vars !== undefined ? { vars: options.vars } : {}),
       ...(options.gitSha ? { gitSha: options.gitSha } : {}),
     },
@@ -84,6 +109,17 @@ export function prepareDeploy(options: DeployOptions): PreparedDeploy {
 export function parseStrategy(value: string): StrategyName {
   if ((STRATEGIES as readonly string[]).includes(value)) return value as StrategyName;
   throw new UsageError(`unknown strategy "${value}" (strategies: ${STRATEGIES.join(', ')})`);
+}
+
+/** The engine's capabilities decide; the error names the strategies that would work. */
+function requireSupported(strategy: StrategyName, engine: Engine, configPath: string): void {
+  if (strategy === 'auto') return;
+  const refused = unsupportedBecause(strategy, CAPABILITIES[engine]);
+  if (refused) {
+    throw new UsageError(
+      `${configPath}: strategy "${strategy}" cannot run on ${engine}: ${refused} (strategies that work: ${supportedStrategies(CAPABILITIES[engine]).join(', ')})`,
+    );
+  }
 }
 
 function readDbtProject(projectDir: string): { name: string; profile: string } {
@@ -124,8 +160,9 @@ function targetConnection(
 }
 
 /**
- * Staging must be a different location than prod, or the build would write straight into prod; on
- * DuckDB both must also live in one file, because publish copies between them in one transaction.
+ * Staging must be a different location than prod, or the build would write straight into prod; both
+ * must also be in one warehouse (one DuckDB file, one PostgreSQL database), because publish copies
+ * between them in one transaction.
  */
 function requireSeparateStaging(
   prod: WarehouseConnection,
@@ -139,15 +176,27 @@ function requireSeparateStaging(
       `${where}: target "${prodTarget}" is ${prod.engine} but staging_target "${stagingTarget}" is ${staging.engine}; both must be on the same warehouse`,
     );
   }
-  if (prod.path === staging.path && prod.schema === staging.schema) {
+  const [prodWarehouse, stagingWarehouse] = [warehouseOf(prod), warehouseOf(staging)];
+  if (prodWarehouse === stagingWarehouse && prod.schema === staging.schema) {
     throw new UsageError(
       `${where}: target "${prodTarget}" and staging_target "${stagingTarget}" both write to schema "${prod.schema}"; give staging its own schema`,
     );
   }
-  if (prod.path !== staging.path) {
+  if (prodWarehouse !== stagingWarehouse) {
+    const what = prod.engine === 'duckdb' ? 'file' : 'database';
     throw new UsageError(
-      `${where}: on DuckDB, target "${prodTarget}" (${prod.path}) and staging_target "${stagingTarget}" (${staging.path}) must use the same file`,
+      `${where}: target "${prodTarget}" (${prodWarehouse}) and staging_target "${stagingTarget}" (${stagingWarehouse}) must use the same ${what}`,
     );
+  }
+}
+
+/** Which warehouse a target writes to: a DuckDB file, or one database of one PostgreSQL server. */
+function warehouseOf(connection: WarehouseConnection): string {
+  switch (connection.engine) {
+    case 'duckdb':
+      return connection.path;
+    case 'postgres':
+      return `${connection.host}:${connection.port}/${connection.dbname}`;
   }
 }
 

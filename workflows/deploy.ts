@@ -1,5 +1,5 @@
 /**
- * deployWorkflow: run a strategy's plan as a saga. Each step is one activity; before a step that can
+ * The workflows: a deploy, a mirror refresh and a rollback each run a plan as a saga. Each step is one activity; before a step that can
  * change the warehouse runs, its compensation is pushed, and on any failure (or an abort) the
  * compensations run newest first in a scope that cannot be cancelled. The workflow ends `published`,
  * or fails carrying the same result object with status `failed`, `rolled_back` or `aborted`.
@@ -19,6 +19,7 @@ import type { DeployActivities, DeployState, StepOutcome } from '../activities/s
 import { type Compensation, type Plan, type Step } from './plan.js';
 import { progressQuery, type DeployProgress } from './queries.js';
 import { planDeploy } from './strategies/index.js';
+import { planRollback } from './strategies/rollback.js';
 import type { DeployInput, DeployResult, DeployStatus, StepRecord } from './types.js';
 
 const ACTIVITY_DEFAULTS: ActivityOptions = {
@@ -42,7 +43,39 @@ const activities = proxyActivities<DeployActivities>({
 const PUBLISH_BLOCKED = 'PublishBlocked';
 
 export async function deployWorkflow(input: DeployInput): Promise<DeployResult> {
-  const plan = planDeploy(input);
+  return runPlan(
+    input,
+    planOrRefuse(() => planDeploy(input)),
+  );
+}
+
+/** Refreshes the raw layer; its own workflow type so the UI and `history` tell it from a deploy. */
+export async function refreshMirrorWorkflow(input: DeployInput): Promise<DeployResult> {
+  return runPlan(
+    input,
+    planOrRefuse(() => planDeploy({ ...input, strategy: 'mirror' })),
+  );
+}
+
+/** Restores prod to its state before an earlier deploy (`input.rollbackTo`, or the latest). */
+export async function rollbackWorkflow(input: DeployInput): Promise<DeployResult> {
+  return runPlan(input, planRollback(input));
+}
+
+/** A plan that cannot be made (the engine cannot run the strategy) fails the workflow, not its task. */
+function planOrRefuse(make: () => Plan): Plan {
+  try {
+    return make();
+  } catch (error) {
+    throw ApplicationFailure.create({
+      type: 'StrategyNotSupported',
+      message: messageOf(error),
+      nonRetryable: true,
+    });
+  }
+}
+
+async function runPlan(input: DeployInput, plan: Plan): Promise<DeployResult> {
   const startedAt = new Date().toISOString();
   const steps: StepRecord[] = plan.steps.map((s) => ({ id: s.id, title: s.title, status: 'pending' }));
   const compensations: Compensation[] = [];
@@ -63,7 +96,7 @@ export async function deployWorkflow(input: DeployInput): Promise<DeployResult> 
       mark(steps, index, 'running');
       showDetails(plan, steps);
       const outcome = await runStep(step, input, state);
-      state = { ...state, ...outcome.state };
+      state = mergeState(state, outcome.state);
       if (outcome.blocked) {
         mark(steps, index, 'failed', outcome.summary);
         throw ApplicationFailure.create({
@@ -109,16 +142,32 @@ async function runStep(step: Step, input: DeployInput, state: DeployState): Prom
       return activities.dbtBuild.executeWithOptions(options, [{ ...base, args: step.args }]);
     case 'audit':
       return activities.audit.executeWithOptions(options, [{ ...base, args: step.args }]);
+    case 'resolveRelations':
+      return activities.resolveRelations.executeWithOptions(options, [{ ...base, args: step.args }]);
+    case 'syncFromProd':
+      return activities.syncFromProd.executeWithOptions(options, [{ ...base, args: step.args }]);
     case 'resolvePublishSet':
       return activities.resolvePublishSet.executeWithOptions(options, [{ ...base, args: step.args }]);
+    case 'selectPublishSet':
+      return activities.selectPublishSet.executeWithOptions(options, [{ ...base, args: step.args }]);
     case 'backupProd':
       return activities.backupProd.executeWithOptions(options, [{ ...base, args: step.args }]);
     case 'publishTables':
       return activities.publishTables.executeWithOptions(options, [{ ...base, args: step.args }]);
     case 'publishViews':
       return activities.publishViews.executeWithOptions(options, [{ ...base, args: step.args }]);
+    case 'publishRelations':
+      return activities.publishRelations.executeWithOptions(options, [{ ...base, args: step.args }]);
+    case 'swapSchemas':
+      return activities.swapSchemas.executeWithOptions(options, [{ ...base, args: step.args }]);
     case 'verifyProd':
       return activities.verifyProd.executeWithOptions(options, [{ ...base, args: step.args }]);
+    case 'findBackup':
+      return activities.findBackup.executeWithOptions(options, [{ ...base, args: step.args }]);
+    case 'restoreBackup':
+      return activities.restoreBackup.executeWithOptions(options, [{ ...base, args: step.args }]);
+    case 'verifyRestore':
+      return activities.verifyRestore.executeWithOptions(options, [{ ...base, args: step.args }]);
   }
 }
 
@@ -137,9 +186,17 @@ async function compensate(
     const options = { ...ACTIVITY_DEFAULTS, summary: `Compensate: ${compensation.title}` };
     const request = { input, state, stepId: `undo-${compensation.activity}`, args: compensation.args };
     try {
-      if (compensation.activity === 'restoreProd')
-        await activities.restoreProd.executeWithOptions(options, [request]);
-      else await activities.dropBackup.executeWithOptions(options, [request]);
+      switch (compensation.activity) {
+        case 'restoreProd':
+          await activities.restoreProd.executeWithOptions(options, [request]);
+          break;
+        case 'dropBackup':
+          await activities.dropBackup.executeWithOptions(options, [request]);
+          break;
+        case 'unswapSchemas':
+          await activities.unswapSchemas.executeWithOptions(options, [request]);
+          break;
+      }
     } catch (error) {
       return { failed: `${compensation.title}: ${messageOf(error)}` };
     }
@@ -151,6 +208,12 @@ async function compensate(
     if (step.status === 'pending') mark(steps, index, 'skipped');
   }
   return {};
+}
+
+/** Later steps add to what earlier ones learned; each step's artifacts are kept under its own id. */
+function mergeState(state: DeployState, update: Partial<DeployState> | undefined): DeployState {
+  if (!update) return state;
+  return { ...state, ...update, artifacts: { ...state.artifacts, ...update.artifacts } };
 }
 
 function sameCompensation(a: Compensation, b: Compensation): boolean {

@@ -1,2 +1,2 @@
 // The workflow bundle's entry point: every workflow the worker registers is exported here.
-export { deployWorkflow } from './deploy.js';
+export { deployWorkflow, refreshMirrorWorkflow, rollbackWorkflow } from './deploy.js';

@@ -3,7 +3,7 @@
  * with the compensation that undoes it when the step changes the warehouse. Plans are pure data, so
  * `dbt-deploy plan` prints exactly what the workflow will run.
  */
-import type { StrategyName } from './types.js';
+import type { BackupOperation, PlanKind } from './types.js';
 
 /** Which part of the warehouse a step writes to. `prod` steps are the ones readers can observe. */
 export type Touches = 'nothing' | 'staging' | 'backup' | 'prod';
@@ -21,23 +21,63 @@ interface StepBase {
   compensation?: Compensation;
 }
 
+/** Which models a dbt build runs; `publishSet` means exactly the models an earlier step selected. */
+export interface BuildArgs {
+  target: string;
+  select?: string[];
+  exclude?: string[];
+  /** Add `--state` with the last published deploy's manifest, so `state:modified` has something to compare. */
+  stateAware?: boolean;
+  selectPublishSet?: boolean;
+  /**
+   * Resolve refs to unselected models from this earlier build step's location (dbt `--defer
+   * --favor-state`): wap's prod build reads the upstream layers it just audited.
+   */
+  deferToStep?: string;
+}
+
+/** Which models a deploy publishes, chosen from where `resolve` says each model lives. */
+export type PublishScope =
+  /** every model the build produced, and prod relations staging no longer has are dropped (blue-green) */
+  | 'all'
+  /** the models the build produced, nothing else (clone-back, mirror) */
+  | 'built'
+  /** the models with a publish tag (wap) */
+  | 'tagged';
+
 export type Step =
-  | (StepBase & { activity: 'dbtBuild'; args: { target: string } })
-  | (StepBase & { activity: 'audit'; args: { buildStepId: string } })
+  | (StepBase & { activity: 'dbtBuild'; args: BuildArgs })
+  | (StepBase & {
+      activity: 'audit';
+      /** `verifiesPublish`: this audit checks a build that already ran in prod (wap's last step). */
+      args: { buildStepId: string; verifiesPublish?: boolean };
+    })
+  | (StepBase & { activity: 'resolveRelations'; args: { prodTarget: string; buildTarget: string } })
+  | (StepBase & { activity: 'syncFromProd'; args: { buildTarget: string; only?: string[] } })
   | (StepBase & { activity: 'resolvePublishSet'; args: { buildStepId: string; prodTarget: string } })
-  | (StepBase & { activity: 'backupProd'; args: { prodTarget: string } })
+  | (StepBase & {
+      activity: 'selectPublishSet';
+      args: { buildStepId: string; prodTarget: string; scope: PublishScope };
+    })
+  | (StepBase & { activity: 'backupProd'; args: { prodTarget: string; operation?: BackupOperation } })
   | (StepBase & { activity: 'publishTables'; args: { prodTarget: string } })
   | (StepBase & { activity: 'publishViews'; args: { prodTarget: string } })
-  | (StepBase & { activity: 'verifyProd'; args: { prodTarget: string } });
+  | (StepBase & { activity: 'publishRelations'; args: { prodTarget: string } })
+  | (StepBase & { activity: 'swapSchemas'; args: { prodTarget: string } })
+  | (StepBase & { activity: 'verifyProd'; args: { prodTarget: string } })
+  | (StepBase & { activity: 'findBackup'; args: { prodTarget: string } })
+  | (StepBase & { activity: 'restoreBackup'; args: { prodTarget: string } })
+  | (StepBase & { activity: 'verifyRestore'; args: { prodTarget: string } });
 
 export type StepActivityName = Step['activity'];
 
 export type Compensation =
   | { activity: 'restoreProd'; title: string; args: { prodTarget: string } }
-  | { activity: 'dropBackup'; title: string; args: { prodTarget: string } };
+  | { activity: 'dropBackup'; title: string; args: { prodTarget: string } }
+  | { activity: 'unswapSchemas'; title: string; args: { prodTarget: string } };
 
 export interface Plan {
-  strategy: StrategyName;
+  strategy: PlanKind;
   /** Why this strategy, in one sentence (shown by `plan`). */
   rationale: string;
   steps: Step[];

@@ -1,8 +1,8 @@
 import { defineQuery } from '@temporalio/workflow';
-import type { StepRecord, StrategyName } from './types.js';
+import type { PlanKind, StepRecord } from './types.js';
 
 export interface DeployProgress {
-  strategy: StrategyName;
+  strategy: PlanKind;
   /** The step running now (or the last one that ran), 1-based. */
   step: { index: number; of: number; id: string; title: string; status: StepRecord['status'] } | null;
   steps: StepRecord[];

@@ -4,8 +4,11 @@
  */
 import type { Engine } from '../activities/warehouses/capabilities.js';
 
-export const STRATEGIES = ['wac'] as const;
+/** The strategies a deploy can name. `auto` is resolved by the plan from the warehouse's capabilities. */
+export const STRATEGIES = ['auto', 'blue-green', 'clone-back', 'wap', 'wac', 'mirror'] as const;
 export type StrategyName = (typeof STRATEGIES)[number];
+/** What a plan actually runs: a concrete strategy, or a rollback to an earlier backup. */
+export type PlanKind = Exclude<StrategyName, 'auto'> | 'rollback';
 
 export type DeployStatus = 'published' | 'rolled_back' | 'aborted' | 'failed';
 
@@ -33,12 +36,25 @@ export interface DeployInput {
     prod: string;
     /** Where the candidate is built and audited before publish. */
     staging: string;
+    /** Where `wap` builds and tests everything (deploy.yml `audit_target`; staging when unset). */
+    audit?: string;
   };
   /** Models carrying any of these tags are published (`mart`, `utils` by default). */
   publishTags: string[];
   /** Passed to every dbt invocation as `--vars`, as YAML/JSON text. */
   vars?: string;
   gitSha?: string;
+  /**
+   * dbt selectors for what `clone-back` rebuilds (deploy.yml `select`). Unset: the models changed
+   * since the last published deploy (`state:modified+`) and the models carrying the publish tags.
+   */
+  select?: string[];
+  /** Set when the project has a raw layer (deploy.yml `mirror`): deploys build from it, never from sources. */
+  mirror?: { select: string[] };
+  /** How many backups stay in the warehouse for this environment (deploy.yml `backups.keep`). */
+  backupsKeep?: number;
+  /** Rollback only: the deploy whose previous prod comes back; unset means the latest deploy. */
+  rollbackTo?: string;
 }
 
 /** A file kept in the artifact folder; only this reference goes through history. */
@@ -75,20 +91,37 @@ export interface PublishedModel {
 export interface PublishSet {
   tables: PublishedModel[];
   views: PublishedModel[];
+  /** Prod relations with nothing left in staging (models removed from the project); dropped on publish. */
+  drop?: Relation[];
+}
+
+/** A schema (PostgreSQL, DuckDB, Snowflake) or dataset (BigQuery) inside a database or project. */
+export interface Location {
+  database: string;
+  schema: string;
 }
 
 export interface BackupEntry {
   prod: Relation;
   kind: 'table' | 'view' | 'absent';
-  /** Where a table's previous rows are kept. */
+  /** Where a table's previous rows are kept (a copy, or the table itself after a schema swap). */
   copy?: Relation;
 }
 
+/** Which kind of workflow took a backup; a plain `rollback` undoes the latest `deploy`. */
+export type BackupOperation = 'deploy' | 'mirror' | 'rollback';
+
 export interface BackupRef {
   deployId: string;
-  /** The location (schema) holding the copies and the backup's own manifest. */
-  location: { database: string; schema: string };
+  env: string;
+  operation?: BackupOperation;
+  /** When the backup was taken (ISO 8601); retention keeps the newest `backups.keep`. */
+  createdAt: string;
+  /** The location holding the copies and the backup's own manifest table. */
+  location: Location;
   entries: BackupEntry[];
+  /** Set when the backup is prod's own schemas, renamed away by a blue/green swap (zero-copy). */
+  swapped?: Array<{ prod: string; staging: string; backup: string }>;
 }
 
 export interface Fingerprint {
@@ -108,7 +141,7 @@ export interface DeployResult {
   deployId: string;
   workflowId: string;
   env: string;
-  strategy: StrategyName;
+  strategy: PlanKind;
   status: DeployStatus;
   /** Why the deploy did not publish, in one sentence. */
   reason?: string;

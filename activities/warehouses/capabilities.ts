@@ -3,7 +3,7 @@
  * strategy an engine cannot run) without touching the warehouse, so this module must stay free of I/O:
  * workflow code imports it.
  */
-export const ENGINES = ['duckdb'] as const;
+export const ENGINES = ['duckdb', 'postgres'] as const;
 export type Engine = (typeof ENGINES)[number];
 
 export interface Capabilities {
@@ -30,6 +30,15 @@ export const CAPABILITIES: Record<Engine, Capabilities> = {
     cloneViews: false,
     timeTravelDays: 0,
     singleWriter: true,
+  },
+  postgres: {
+    // Schema renames are transactional and do not wait for readers: a true atomic blue/green swap.
+    zeroCopyClone: false,
+    atomicSwap: 'schema',
+    transactionalDdl: true,
+    cloneViews: false,
+    timeTravelDays: 0,
+    singleWriter: false,
   },
 };
 

@@ -1,11 +1,18 @@
 import type { WarehouseConnection } from '../profiles.js';
 import { takeTurn } from '../turns.js';
-import type { WarehouseAdapter } from './adapter.js';
-import { DuckDbAdapter, type StatementLog } from './duckdb.js';
+import type { StatementLog, WarehouseAdapter } from './adapter.js';
+import { DuckDbAdapter } from './duckdb.js';
+import { PostgresAdapter } from './postgres.js';
 
 /** The key under which dbt and the worker take turns on a warehouse; shared with the dbt runner. */
 export function turnKey(connection: WarehouseConnection): string {
-  return `${connection.engine}:${connection.path}`;
+  switch (connection.engine) {
+    case 'duckdb':
+      return `duckdb:${connection.path}`;
+    case 'postgres':
+      // PostgreSQL takes concurrent writers; the queue still keeps our own cut-overs in order.
+      return `postgres:${connection.host}:${connection.port}/${connection.dbname}`;
+  }
 }
 
 /** Opens the warehouse for `work` and closes it afterwards, so a dbt process can have the file next. */
@@ -28,5 +35,7 @@ async function open(connection: WarehouseConnection, log: StatementLog): Promise
   switch (connection.engine) {
     case 'duckdb':
       return DuckDbAdapter.open(connection, log);
+    case 'postgres':
+      return PostgresAdapter.open(connection, log);
   }
 }

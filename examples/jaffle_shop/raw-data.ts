@@ -1,9 +1,13 @@
 /**
- * Loads the shop's raw source tables (schema `raw`) into a DuckDB file, as an upstream loader would.
- * The deploy never writes here; the demo and the tests call this before deploying. The data is
- * generated from a seed, so the same call always yields the same rows.
+ * Loads the shop's raw source tables (schema `raw`) into a DuckDB file or a PostgreSQL database, as
+ * an upstream loader would. The deploy never writes here; the demo and the tests call this before
+ * deploying. The data is generated from a seed, so the same call always yields the same rows.
  */
 import { DuckDBInstance } from '@duckdb/node-api';
+import pg from 'pg';
+
+/** A DuckDB file's path, or how to reach a PostgreSQL database. */
+export type RawTarget = string | { postgres: pg.ClientConfig };
 
 export interface RawDataOptions {
   customers?: number;
@@ -43,19 +47,15 @@ const LAST_NAMES = [
 ];
 
 /** Creates (or replaces) raw.customers, raw.orders and raw.payments. */
-export async function loadRawData(databasePath: string, options: RawDataOptions = {}): Promise<void> {
+export async function loadRawData(target: RawTarget, options: RawDataOptions = {}): Promise<void> {
   const customers = options.customers ?? 200;
-  await withDatabase(databasePath, async (run) => {
+  await withDatabase(target, async (run) => {
     await run('CREATE SCHEMA IF NOT EXISTS raw');
-    await run(
-      'CREATE OR REPLACE TABLE raw.customers (id INTEGER, first_name VARCHAR, last_name VARCHAR, email VARCHAR, created_at TIMESTAMP)',
-    );
-    await run(
-      'CREATE OR REPLACE TABLE raw.orders (id INTEGER, customer_id INTEGER, ordered_at TIMESTAMP, status VARCHAR)',
-    );
-    await run(
-      'CREATE OR REPLACE TABLE raw.payments (id INTEGER, order_id INTEGER, method VARCHAR, amount_cents INTEGER, created_at TIMESTAMP)',
-    );
+    // Plain SQL both engines speak: the same loader feeds the DuckDB and the PostgreSQL tests.
+    for (const [table, columns] of Object.entries(RAW_TABLES)) {
+      await run(`DROP TABLE IF EXISTS raw.${table}`);
+      await run(`CREATE TABLE raw.${table} (${columns})`);
+    }
     const random = seeded(options.seed ?? 7);
     const rows: string[] = [];
     for (let id = 1; id <= customers; id += 1) {
@@ -66,7 +66,7 @@ export async function loadRawData(databasePath: string, options: RawDataOptions 
     }
     await run(`INSERT INTO raw.customers VALUES ${rows.join(', ')}`);
   });
-  await appendRawOrders(databasePath, {
+  await appendRawOrders(target, {
     customers,
     orders: options.orders ?? 600,
     firstOrderId: options.firstOrderId ?? 1,
@@ -75,18 +75,18 @@ export async function loadRawData(databasePath: string, options: RawDataOptions 
 }
 
 /** Appends orders (and their payments) placed after every existing one, as a new day of source data. */
-export async function appendRawOrders(databasePath: string, options: RawDataOptions = {}): Promise<void> {
+export async function appendRawOrders(target: RawTarget, options: RawDataOptions = {}): Promise<void> {
   const customers = options.customers ?? 200;
   const count = options.orders ?? 50;
   const random = seeded(options.seed ?? 99);
-  await withDatabase(databasePath, async (run, query) => {
+  await withDatabase(target, async (run, query) => {
     const [latest] = await query(
-      "SELECT coalesce(max(id), 0) AS max_id, epoch_ms(coalesce(max(ordered_at), TIMESTAMP '2025-01-01')) AS last_ms FROM raw.orders",
+      "SELECT coalesce(max(id), 0) AS max_id, cast(coalesce(max(ordered_at), TIMESTAMP '2025-01-01') AS VARCHAR) AS last_at FROM raw.orders",
     );
     const firstId = Math.max(options.firstOrderId ?? 1, Number(latest?.['max_id'] ?? 0) + 1);
     const [payments] = await query('SELECT coalesce(max(id), 0) AS max_id FROM raw.payments');
     let paymentId = Number(payments?.['max_id'] ?? 0);
-    let orderedAt = Number(latest?.['last_ms'] ?? Date.UTC(2025, 0, 1));
+    let orderedAt = Date.parse(`${String(latest?.['last_at']).replace(' ', 'T')}Z`);
     const orderRows: string[] = [];
     const paymentRows: string[] = [];
     for (let id = firstId; id < firstId + count; id += 1) {
@@ -110,8 +110,32 @@ export async function appendRawOrders(databasePath: string, options: RawDataOpti
 type Run = (sql: string) => Promise<void>;
 type Query = (sql: string) => Promise<Record<string, unknown>[]>;
 
-async function withDatabase(path: string, work: (run: Run, query: Query) => Promise<void>): Promise<void> {
-  const instance = await DuckDBInstance.create(path);
+const RAW_TABLES = {
+  customers: 'id INTEGER, first_name VARCHAR, last_name VARCHAR, email VARCHAR, created_at TIMESTAMP',
+  orders: 'id INTEGER, customer_id INTEGER, ordered_at TIMESTAMP, status VARCHAR',
+  payments: 'id INTEGER, order_id INTEGER, method VARCHAR, amount_cents INTEGER, created_at TIMESTAMP',
+};
+
+async function withDatabase(
+  target: RawTarget,
+  work: (run: Run, query: Query) => Promise<void>,
+): Promise<void> {
+  if (typeof target !== 'string') {
+    const client = new pg.Client(target.postgres);
+    await client.connect();
+    try {
+      await work(
+        async (sql) => {
+          await client.query(sql);
+        },
+        async (sql) => (await client.query<Record<string, unknown>>(sql)).rows,
+      );
+    } finally {
+      await client.end();
+    }
+    return;
+  }
+  const instance = await DuckDBInstance.create(target);
   const connection = await instance.connect();
   try {
     await work(

@@ -2,27 +2,79 @@
  * A working copy of this example with its raw sources loaded: what the demo and the tests deploy.
  * Build output and database files of the original are left behind, so every copy starts clean.
  */
-import { cp, rm } from 'node:fs/promises';
+import { cp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadRawData } from './raw-data.js';
+import { stringify } from 'yaml';
+import { loadRawData, type RawTarget } from './raw-data.js';
 
 export const EXAMPLE_DIR = fileURLToPath(new URL('.', import.meta.url));
 
-export interface ExampleWorkspace {
-  dir: string;
-  /** The DuckDB file the example's profiles.yml points at. */
+/** A PostgreSQL database to deploy the example to instead of the DuckDB file. */
+export interface PostgresSettings {
+  host: string;
+  port: number;
+  user: string;
+  password: string;
   database: string;
 }
 
+export interface ExampleWorkspace {
+  dir: string;
+  engine: 'duckdb' | 'postgres';
+  /** The DuckDB file the example's profiles.yml points at (unused on PostgreSQL). */
+  database: string;
+  /** Where the raw sources are: pass to `loadRawData` / `appendRawOrders` for more source data. */
+  raw: RawTarget;
+}
+
+/** The example's three targets; only the schema differs, so staging and prod share one warehouse. */
+const SCHEMAS = { prod: 'analytics', staging: 'analytics_staging', audit: 'analytics_audit' };
+
 /** Replaces `dir` with a fresh copy of the example and loads its raw sources. */
-export async function createExampleWorkspace(dir: string): Promise<ExampleWorkspace> {
+export async function createExampleWorkspace(
+  dir: string,
+  options: { postgres?: PostgresSettings } = {},
+): Promise<ExampleWorkspace> {
   await rm(dir, { recursive: true, force: true });
   await cp(EXAMPLE_DIR, dir, {
     recursive: true,
     filter: (source) => !/(\/target|\/logs|\.duckdb(\.wal)?)$/.test(source),
   });
   const database = join(dir, 'jaffle_shop.duckdb');
-  await loadRawData(database);
-  return { dir, database };
+  const { postgres } = options;
+  if (!postgres) {
+    await loadRawData(database);
+    return { dir, engine: 'duckdb', database, raw: database };
+  }
+  const outputs = Object.fromEntries(
+    Object.entries(SCHEMAS).map(([target, schema]) => [
+      target,
+      {
+        type: 'postgres',
+        host: postgres.host,
+        port: postgres.port,
+        user: postgres.user,
+        password: postgres.password,
+        dbname: postgres.database,
+        schema,
+        threads: 4,
+      },
+    ]),
+  );
+  await writeFile(
+    join(dir, 'profiles.yml'),
+    `# Written by createExampleWorkspace for a PostgreSQL test database.\n${stringify({ jaffle_shop: { target: 'staging', outputs } })}`,
+  );
+  const raw: RawTarget = {
+    postgres: {
+      host: postgres.host,
+      port: postgres.port,
+      user: postgres.user,
+      password: postgres.password,
+      database: postgres.database,
+    },
+  };
+  await loadRawData(raw);
+  return { dir, engine: 'postgres', database, raw };
 }

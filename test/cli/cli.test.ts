@@ -101,7 +101,17 @@ describe('dbt-deploy CLI', () => {
       [
         'an unknown strategy',
         'strategy: swap\nenvironments:\n  prod: {target: prod, staging_target: staging}\n',
-        /strategy: must be one of "wac", got "swap"/,
+        /strategy: must be one of "auto", "blue-green", "clone-back", "wap", "wac", "mirror", got "swap"/,
+      ],
+      [
+        'the mirror strategy without a raw layer',
+        'strategy: mirror\nenvironments:\n  prod: {target: prod, staging_target: staging}\n',
+        /strategy "mirror" refreshes a raw layer, but there is no "mirror" key/,
+      ],
+      [
+        'an audit target that writes into prod',
+        'strategy: wap\nenvironments:\n  prod: {target: prod, staging_target: staging, audit_target: prod}\n',
+        /both write to schema "analytics"; give staging its own schema/,
       ],
       [
         'a target missing from profiles.yml',
@@ -153,6 +163,28 @@ describe('dbt-deploy CLI', () => {
     expect(result.stdout).toContain('strategy wac');
     expect(result.stdout).toMatch(/1\. Build and test every model in target "staging"/);
     expect(result.stdout).toMatch(/5\. Copy the selected tables from "staging" to "prod" in one transaction/);
+    expect(await snapshotSchema(project.database, 'analytics')).toEqual({});
+    await expectNoDeployStarted();
+  });
+
+  it.each([
+    [
+      'blue-green',
+      ['--strategy', 'blue-green'],
+      /strategy blue-green: .*\n[\s\S]*Copy every table of "prod" into "staging"/,
+    ],
+    [
+      'clone-back',
+      ['--strategy', 'clone-back'],
+      /strategy clone-back: [\s\S]*state:modified\+ tag:mart tag:utils/,
+    ],
+    ['wap', ['--strategy', 'wap'], /strategy wap: [\s\S]*Build and test every model in target "audit"/],
+    ['auto', ['--strategy', 'auto'], /strategy blue-green: auto chose blue-green: /],
+    ['rollback', ['--rollback'], /strategy rollback: [\s\S]*1\. Find the backup taken by the latest deploy/],
+  ])('plan for %s prints its steps and touches nothing', async (_name, flags, expected) => {
+    const result = await cli(['plan', '--project-dir', project.dir, ...flags]);
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(result.stdout).toMatch(expected);
     expect(await snapshotSchema(project.database, 'analytics')).toEqual({});
     await expectNoDeployStarted();
   });

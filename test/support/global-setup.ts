@@ -1,6 +1,7 @@
 /**
- * Starts one Temporal dev server for the whole run (parallel servers race and slow a 2-core machine)
- * and bundles the workflows once, so each test file's worker starts without webpack.
+ * Starts one Temporal dev server and one PostgreSQL cluster for the whole run (parallel servers race
+ * and slow a 2-core machine) and bundles the workflows once, so each test file's worker starts without
+ * webpack. Test files that need PostgreSQL create their own database on the shared cluster.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -8,30 +9,45 @@ import type { TestProject } from 'vitest/node';
 import { type DevServer, startDevServer } from '../../client/dev-server.js';
 import { bundleDeployWorkflows } from '../../worker/worker.js';
 import { TEST_NAMESPACES } from './namespaces.js';
+import { type PostgresServer, type RunningPostgres, startPostgres } from './postgres.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
     temporalAddress: string;
     workflowBundlePath: string;
+    postgres: PostgresServer;
   }
 }
 
 let server: DevServer | undefined;
+let postgres: RunningPostgres | undefined;
 
 export async function setup(project: TestProject): Promise<void> {
   const runDir = join(process.cwd(), '.test-runs');
   await mkdir(runDir, { recursive: true });
-  const [started, bundle] = await Promise.all([
+  const [started, bundle, cluster] = await Promise.allSettled([
     startDevServer({ startupTimeoutMs: 120_000, extraNamespaces: TEST_NAMESPACES }),
     bundleDeployWorkflows(),
+    startPostgres(),
   ]);
-  server = started;
+  // Whatever did start must not outlive a setup that fails.
+  if (started.status === 'fulfilled') server = started.value;
+  if (cluster.status === 'fulfilled') postgres = cluster.value;
+  if (started.status === 'rejected' || bundle.status === 'rejected' || cluster.status === 'rejected') {
+    await teardown();
+    const reasons = [started, bundle, cluster].flatMap((r) => (r.status === 'rejected' ? [r.reason] : []));
+    throw reasons.length === 1 ? reasons[0] : new AggregateError(reasons, 'test setup failed');
+  }
   const workflowBundlePath = join(runDir, 'workflow-bundle.js');
-  await writeFile(workflowBundlePath, bundle.code);
-  project.provide('temporalAddress', server.address);
+  await writeFile(workflowBundlePath, bundle.value.code);
+  project.provide('temporalAddress', started.value.address);
   project.provide('workflowBundlePath', workflowBundlePath);
+  const { host, port, user, password, database } = cluster.value;
+  project.provide('postgres', { host, port, user, password, database });
 }
 
 export async function teardown(): Promise<void> {
-  await server?.stop();
+  await Promise.all([server?.stop(), postgres?.stop()]);
+  server = undefined;
+  postgres = undefined;
 }

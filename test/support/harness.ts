@@ -4,17 +4,21 @@
  * warehouse (relations, row counts, checksums) that does not go through the adapter under test.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DuckDBInstance } from '@duckdb/node-api';
+import pg from 'pg';
 import { Client, Connection } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
+import { execa } from 'execa';
 import { inject } from 'vitest';
+import { temporalCliPath } from '../../client/dev-server.js';
 import { createActivities, type DeployActivities } from '../../activities/steps.js';
-import { deployResult, newDeployId, startDeploy } from '../../client/deploys.js';
+import { deployResult, newDeployId, type Operation, startDeploy } from '../../client/deploys.js';
 import { type DeployOptions, prepareDeploy } from '../../client/preflight.js';
+import type { RawTarget } from '../../examples/jaffle_shop/raw-data.js';
 import { createExampleWorkspace, type ExampleWorkspace } from '../../examples/jaffle_shop/workspace.js';
 import { createDeployWorker, quietRuntime } from '../../worker/worker.js';
 import type { DeployResult } from '../../workflows/types.js';
@@ -23,9 +27,25 @@ import type { TestNamespace } from './namespaces.js';
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export type ExampleProject = ExampleWorkspace;
 
-/** A private copy of examples/jaffle_shop with its raw sources loaded. */
-export async function exampleProject(): Promise<ExampleProject> {
-  return createExampleWorkspace(join(await mkdtemp(join(tmpdir(), 'dbt-deploy-test-')), 'jaffle_shop'));
+export type Engine = 'duckdb' | 'postgres';
+
+/**
+ * A private copy of examples/jaffle_shop with its raw sources loaded: on DuckDB in its own file, on
+ * PostgreSQL in a fresh database of the run's server (so test files never see each other's schemas).
+ */
+export async function exampleProject(engine: Engine = 'duckdb'): Promise<ExampleProject> {
+  const dir = join(await mkdtemp(join(tmpdir(), 'dbt-deploy-test-')), 'jaffle_shop');
+  if (engine === 'duckdb') return createExampleWorkspace(dir);
+  const server = inject('postgres');
+  const database = `jaffle_${randomBytes(4).toString('hex')}`;
+  const admin = new pg.Client({ ...server });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE ${database}`);
+  } finally {
+    await admin.end();
+  }
+  return createExampleWorkspace(dir, { postgres: { ...server, database } });
 }
 
 export interface TestWorker {
@@ -33,6 +53,8 @@ export interface TestWorker {
   taskQueue: string;
   client: Client;
   deploy(options: DeployOptions): Promise<DeployResult>;
+  rollback(options: DeployOptions & { to?: string }): Promise<DeployResult>;
+  refreshMirror(options: DeployOptions): Promise<DeployResult>;
   stop(): Promise<void>;
 }
 
@@ -54,15 +76,22 @@ export async function startTestWorker(
   const running = worker.run();
   const clientConnection = await Connection.connect({ address });
   const client = new Client({ connection: clientConnection, namespace });
+  const run = async (operation: Operation, options: DeployOptions, rollbackTo?: string) => {
+    const prepared = prepareDeploy(options);
+    const input = {
+      ...prepared.input,
+      deployId: newDeployId(prepared.input.env),
+      ...(rollbackTo ? { rollbackTo } : {}),
+    };
+    return deployResult(await startDeploy(client, input, taskQueue, operation));
+  };
   return {
     namespace,
     taskQueue,
     client,
-    async deploy(options) {
-      const prepared = prepareDeploy(options);
-      const input = { ...prepared.input, deployId: newDeployId(prepared.input.env) };
-      return deployResult(await startDeploy(client, input, taskQueue));
-    },
+    deploy: (options) => run('deploy', options),
+    rollback: ({ to, ...options }) => run('rollback', options, to),
+    refreshMirror: (options) => run('mirror-refresh', { ...options, strategy: 'mirror' }),
     async stop() {
       worker.shutdown();
       await running;
@@ -76,14 +105,42 @@ export async function startTestWorker(
  * A fault that cannot be produced for real on demand: the named activity fails with a non-retryable
  * error instead of running. Everything else is the real activity.
  */
-export function withInjectedFault(activity: keyof DeployActivities): DeployActivities {
+export function withInjectedFault(activity: keyof DeployActivities, onlyStep?: string): DeployActivities {
   const real = createActivities();
+  const original = real[activity] as (request: { stepId: string }) => Promise<unknown>;
   return {
     ...real,
-    [activity]: async () => {
+    [activity]: async (request: { stepId: string }) => {
+      if (onlyStep && request.stepId !== onlyStep) return original(request);
       throw ApplicationFailure.nonRetryable(`injected fault in ${activity}`, 'InjectedFault');
     },
   };
+}
+
+/**
+ * Saves the history a deploy just made under .test-runs/histories. Copy one into test/replay/histories
+ * to pin it: the replay test then fails on any workflow change that would break deploys in flight.
+ */
+export async function keepHistory(worker: TestWorker, workflowId: string, name: string): Promise<void> {
+  // The Temporal CLI writes the JSON form that Worker.runReplayHistory reads back.
+  const { runId } = await worker.client.workflow.getHandle(workflowId).describe();
+  const { stdout } = await execa(temporalCliPath(), [
+    'workflow',
+    'show',
+    '--workflow-id',
+    workflowId,
+    '--run-id',
+    runId,
+    '--output',
+    'json',
+    '--address',
+    inject('temporalAddress'),
+    '--namespace',
+    worker.namespace,
+  ]);
+  const dir = join(ROOT, '.test-runs', 'histories');
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, `${name}.json`), stdout);
 }
 
 export interface RelationSnapshot {
@@ -95,24 +152,40 @@ export interface RelationSnapshot {
 
 type Read = (sql: string) => Promise<Record<string, unknown>[]>;
 
-/** Opens the file for one look and closes it, so the worker's next step can have it. */
-async function readDuckDb<T>(database: string, look: (read: Read) => Promise<T>): Promise<T> {
-  const instance = await DuckDBInstance.create(database);
+/** Where a test looks: a DuckDB file, a project (DuckDB or PostgreSQL), or a raw-data target. */
+export type LookTarget = string | ExampleWorkspace | RawTarget;
+
+/**
+ * Opens the warehouse for one look with a plain client (not the adapter under test) and closes it,
+ * so the worker's next step can have a DuckDB file.
+ */
+export async function look<T>(target: LookTarget, work: (read: Read) => Promise<T>): Promise<T> {
+  const where = typeof target === 'object' && 'raw' in target ? target.raw : target;
+  if (typeof where === 'object') {
+    const client = new pg.Client(where.postgres);
+    await client.connect();
+    try {
+      return await work(async (sql) => (await client.query<Record<string, unknown>>(sql)).rows);
+    } finally {
+      await client.end();
+    }
+  }
+  const instance = await DuckDBInstance.create(where);
   const connection = await instance.connect();
   try {
-    return await look(async (sql) => (await connection.runAndReadAll(sql)).getRowObjectsJson());
+    return await work(async (sql) => (await connection.runAndReadAll(sql)).getRowObjectsJson());
   } finally {
     connection.closeSync();
     instance.closeSync();
   }
 }
 
-/** Every relation of `schema` with its content, read with a plain DuckDB connection. */
+/** Every relation of `schema` with its content. */
 export async function snapshotSchema(
-  database: string,
+  target: LookTarget,
   schema: string,
 ): Promise<Record<string, RelationSnapshot>> {
-  return readDuckDb(database, async (read) => {
+  return look(target, async (read) => {
     const relations = await read(
       `SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = '${schema}' ORDER BY table_name`,
     );
@@ -120,7 +193,7 @@ export async function snapshotSchema(
     for (const relation of relations) {
       const name = String(relation['table_name']);
       const [content] = await read(
-        `SELECT count(*)::BIGINT AS n, md5(coalesce(string_agg(r::VARCHAR, '|' ORDER BY r::VARCHAR), '')) AS md5 FROM "${schema}"."${name}" AS r`,
+        `SELECT count(*) AS n, md5(coalesce(string_agg(r::VARCHAR, '|' ORDER BY r::VARCHAR), '')) AS md5 FROM "${schema}"."${name}" AS r`,
       );
       snapshot[name] = {
         kind: relation['table_type'] === 'VIEW' ? 'view' : 'table',
@@ -132,9 +205,11 @@ export async function snapshotSchema(
   });
 }
 
-export async function listSchemas(database: string): Promise<string[]> {
-  const rows = await readDuckDb(database, (read) =>
-    read('SELECT DISTINCT schema_name FROM information_schema.schemata ORDER BY 1'),
+export async function listSchemas(target: LookTarget): Promise<string[]> {
+  const rows = await look(target, (read) =>
+    read(
+      "SELECT DISTINCT schema_name FROM information_schema.schemata WHERE schema_name NOT LIKE 'pg_%' AND schema_name <> 'information_schema' ORDER BY 1",
+    ),
   );
   return rows.map((r) => String(r['schema_name']));
 }

@@ -1,3 +1,3 @@
 /** One namespace per test file that deploys: workflow ids are per namespace, so files cannot collide. */
-export const TEST_NAMESPACES = ['test-cli', 'test-workflow'] as const;
+export const TEST_NAMESPACES = ['test-cli', 'test-workflow', 'test-duckdb', 'test-postgres'] as const;
 export type TestNamespace = (typeof TEST_NAMESPACES)[number];

@@ -2,17 +2,13 @@
  * Write-Audit-Clone on DuckDB through the real Temporal dev server, real dbt and a real DuckDB file.
  * The deploys of one project run in order: each test starts from the prod the previous one left.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { execa } from 'execa';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { temporalCliPath } from '../../client/dev-server.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appendRawOrders } from '../../examples/jaffle_shop/raw-data.js';
 import {
   type ExampleProject,
   exampleProject,
+  keepHistory,
   listSchemas,
-  ROOT,
   snapshotSchema,
   startTestWorker,
   type TestWorker,
@@ -112,29 +108,3 @@ describe.sequential('wac deploy on DuckDB', () => {
     );
   });
 });
-
-/**
- * Saves the history a deploy just made under .test-runs/histories. Copy one into test/replay/histories
- * to pin it: the replay test then fails on any workflow change that would break deploys in flight.
- */
-async function keepHistory(worker: TestWorker, workflowId: string, name: string): Promise<void> {
-  // The Temporal CLI writes the JSON form that Worker.runReplayHistory reads back.
-  const { runId } = await worker.client.workflow.getHandle(workflowId).describe();
-  const { stdout } = await execa(temporalCliPath(), [
-    'workflow',
-    'show',
-    '--workflow-id',
-    workflowId,
-    '--run-id',
-    runId,
-    '--output',
-    'json',
-    '--address',
-    inject('temporalAddress'),
-    '--namespace',
-    worker.namespace,
-  ]);
-  const dir = join(ROOT, '.test-runs', 'histories');
-  await mkdir(dir, { recursive: true });
-  await writeFile(join(dir, `${name}.json`), stdout);
-}

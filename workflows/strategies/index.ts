@@ -1,19 +1,111 @@
-import { CAPABILITIES } from '../../activities/warehouses/capabilities.js';
+/**
+ * Picks the plan for a deploy. Which strategies an engine can run is decided here from its declared
+ * capabilities, so the CLI refuses an impossible strategy before anything is touched and `auto`
+ * explains its choice.
+ */
+import { CAPABILITIES, type Capabilities } from '../../activities/warehouses/capabilities.js';
 import type { Plan } from '../plan.js';
-import type { DeployInput, StrategyName } from '../types.js';
+import { type DeployInput, type PlanKind, STRATEGIES, type StrategyName } from '../types.js';
+import { planBlueGreen } from './blue-green.js';
+import { planCloneBack } from './clone-back.js';
+import { planMirrorRefresh } from './mirror.js';
+import { planRollback } from './rollback.js';
 import { planWac } from './wac.js';
+import { planWap } from './wap.js';
 
-/** Builds the plan a deploy will run. A closed switch: adding a strategy fails to compile until handled. */
-export function planDeploy(input: DeployInput): Plan {
-  const capabilities = CAPABILITIES[input.engine];
-  const strategy: StrategyName = input.strategy;
+type Concrete = Exclude<StrategyName, 'auto'>;
+
+/** Why an engine cannot run a strategy, or undefined when it can. */
+export function unsupportedBecause(strategy: Concrete, capabilities: Capabilities): string | undefined {
   switch (strategy) {
+    case 'blue-green':
+      return capabilities.atomicSwap === 'none' && !capabilities.transactionalDdl
+        ? 'it can neither swap locations nor replace many relations in one transaction'
+        : undefined;
+    case 'clone-back':
+    case 'wap':
     case 'wac':
-      return planWac(input, capabilities);
+    case 'mirror':
+      return undefined;
     default:
       return assertNever(strategy);
   }
 }
+
+export function supportedStrategies(capabilities: Capabilities): Concrete[] {
+  return STRATEGIES.filter(
+    (s): s is Concrete => s !== 'auto' && unsupportedBecause(s, capabilities) === undefined,
+  );
+}
+
+/** The safest strategy the engine supports, and the reason, for `auto`. */
+export function chooseStrategy(capabilities: Capabilities): { strategy: Concrete; why: string } {
+  if (capabilities.atomicSwap !== 'none')
+    return {
+      strategy: 'blue-green',
+      why: `this warehouse swaps a whole ${capabilities.atomicSwap} atomically`,
+    };
+  if (capabilities.transactionalDdl)
+    return {
+      strategy: 'blue-green',
+      why: 'this warehouse replaces every relation in one transaction, so readers see the old or the new prod, never a mix',
+    };
+  if (capabilities.zeroCopyClone)
+    return { strategy: 'wac', why: 'this warehouse cannot swap, but clones tables without copying them' };
+  return {
+    strategy: 'wap',
+    why: 'this warehouse can neither swap nor clone: prod is rebuilt only after an audit',
+  };
+}
+
+export class StrategyNotSupported extends Error {
+  override readonly name = 'StrategyNotSupported';
+}
+
+/** Builds the plan a deploy will run. A closed switch: adding a strategy fails to compile until handled. */
+export function planDeploy(input: DeployInput, capabilities = CAPABILITIES[input.engine]): Plan {
+  let strategy: Concrete;
+  let chosen = '';
+  if (input.strategy === 'auto') {
+    const choice = chooseStrategy(capabilities);
+    strategy = choice.strategy;
+    chosen = `auto chose ${choice.strategy}: ${choice.why}. `;
+  } else {
+    strategy = input.strategy;
+  }
+  const refused = unsupportedBecause(strategy, capabilities);
+  if (refused) {
+    throw new StrategyNotSupported(
+      `strategy "${strategy}" cannot run on ${input.engine}: ${refused} (strategies that work: ${supportedStrategies(capabilities).join(', ')})`,
+    );
+  }
+  const plan = planStrategy(strategy, input, capabilities);
+  return chosen ? { ...plan, rationale: `${chosen}${plan.rationale}` } : plan;
+}
+
+function planStrategy(strategy: Concrete, input: DeployInput, capabilities: Capabilities): Plan {
+  switch (strategy) {
+    case 'blue-green':
+      return planBlueGreen(input, capabilities);
+    case 'clone-back':
+      return planCloneBack(input, capabilities);
+    case 'wap':
+      return planWap(input);
+    case 'wac':
+      return planWac(input, capabilities);
+    case 'mirror':
+      return planMirrorRefresh(input, capabilities);
+    default:
+      return assertNever(strategy);
+  }
+}
+
+/** The plan of any operation the workflows run: a deploy, a mirror refresh or a rollback. */
+export function planOperation(input: DeployInput, operation: 'deploy' | 'rollback'): Plan {
+  return operation === 'rollback' ? planRollback(input) : planDeploy(input);
+}
+
+export type { PlanKind };
 
 function assertNever(value: never): never {
   throw new Error(`unhandled strategy: ${String(value)}`);

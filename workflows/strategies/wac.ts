@@ -6,6 +6,16 @@
 import type { Capabilities } from '../../activities/warehouses/capabilities.js';
 import type { Plan } from '../plan.js';
 import type { DeployInput } from '../types.js';
+import {
+  auditStep,
+  backupStep,
+  buildStep,
+  resolveStep,
+  restoreProd,
+  steps,
+  syncRawLayerStep,
+  verifyStep,
+} from './common.js';
 
 export function planWac(input: DeployInput, capabilities: Capabilities): Plan {
   const { prod, staging } = input.targets;
@@ -15,21 +25,11 @@ export function planWac(input: DeployInput, capabilities: Capabilities): Plan {
   return {
     strategy: 'wac',
     rationale: `build and audit in "${staging}", then ${copyVerb.toLowerCase()} only the tables tagged ${tags} to "${prod}"`,
-    steps: [
-      {
-        id: 'build',
-        activity: 'dbtBuild',
-        title: `Build and test every model in target "${staging}"`,
-        touches: 'staging',
-        args: { target: staging },
-      },
-      {
-        id: 'audit',
-        activity: 'audit',
-        title: 'Audit: every model succeeded and every test passed (warn and skipped block)',
-        touches: 'nothing',
-        args: { buildStepId: 'build' },
-      },
+    steps: steps(
+      input.mirror ? resolveStep(input, staging) : undefined,
+      syncRawLayerStep(input, staging),
+      buildStep(input, { target: staging }),
+      auditStep(),
       {
         id: 'select',
         activity: 'resolvePublishSet',
@@ -37,29 +37,14 @@ export function planWac(input: DeployInput, capabilities: Capabilities): Plan {
         touches: 'nothing',
         args: { buildStepId: 'build', prodTarget: prod },
       },
-      {
-        id: 'backup',
-        activity: 'backupProd',
-        title: `Back up the "${prod}" relations about to change`,
-        touches: 'backup',
-        args: { prodTarget: prod },
-        compensation: {
-          activity: 'dropBackup',
-          title: 'drop this deploy’s backup',
-          args: { prodTarget: prod },
-        },
-      },
+      backupStep(input),
       {
         id: 'publish-tables',
         activity: 'publishTables',
         title: `${copyVerb} the selected tables from "${staging}" to "${prod}"${atomicity}`,
         touches: 'prod',
         args: { prodTarget: prod },
-        compensation: {
-          activity: 'restoreProd',
-          title: `restore "${prod}" from the backup`,
-          args: { prodTarget: prod },
-        },
+        compensation: restoreProd(input),
       },
       {
         id: 'publish-views',
@@ -67,19 +52,9 @@ export function planWac(input: DeployInput, capabilities: Capabilities): Plan {
         title: `Re-create the selected views in "${prod}" with dbt`,
         touches: 'prod',
         args: { prodTarget: prod },
-        compensation: {
-          activity: 'restoreProd',
-          title: `restore "${prod}" from the backup`,
-          args: { prodTarget: prod },
-        },
+        compensation: restoreProd(input),
       },
-      {
-        id: 'verify',
-        activity: 'verifyProd',
-        title: `Verify "${prod}" matches "${staging}" (row count and checksum per relation)`,
-        touches: 'nothing',
-        args: { prodTarget: prod },
-      },
-    ],
+      verifyStep(input, `"${staging}"`),
+    ),
   };
 }

@@ -1,6 +1,6 @@
 with source as (
 
-    select * from {{ source('shop', 'customers') }}
+    select * from {{ ref('raw_customers') }}
 
 ),
 

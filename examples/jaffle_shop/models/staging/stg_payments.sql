@@ -1,6 +1,6 @@
 with source as (
 
-    select * from {{ source('shop', 'payments') }}
+    select * from {{ ref('raw_payments') }}
 
 ),
 

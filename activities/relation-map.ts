@@ -1,0 +1,183 @@
+/**
+ * Where every model of the project lives in prod and in the location a deploy builds in, resolved by
+ * dbt itself (so custom schema macros are honoured) before anything is built. Kept as a file in the
+ * deploy's artifact folder; only its reference travels through history.
+ */
+import type { PublishScope } from '../workflows/plan.js';
+import type { PublishedModel, PublishSet, Relation } from '../workflows/types.js';
+import type { Manifest, ManifestNode, RunResults } from './artifacts.js';
+
+export interface MappedModel {
+  uniqueId: string;
+  name: string;
+  materialized: string;
+  tags: string[];
+  dependsOn: string[];
+  prod: Relation;
+  build: Relation;
+  /** For views: the SELECT dbt compiled for prod, so a publish can create the view there itself. */
+  prodSql?: string;
+  /** Part of the raw layer a mirror refresh owns (deploy.yml `mirror.select`). */
+  mirror: boolean;
+}
+
+export interface RelationMap {
+  prodTarget: string;
+  buildTarget: string;
+  models: MappedModel[];
+}
+
+/** One line of `dbt ls --output json --output-keys unique_id name database schema alias [config]`. */
+interface ListedModel {
+  unique_id: string;
+  name: string;
+  database: string;
+  schema: string;
+  alias: string | null;
+  config?: { materialized: string };
+}
+
+const PUBLISHABLE_MATERIALIZATIONS = new Set(['table', 'incremental', 'view']);
+
+export function relationOf(node: {
+  database: string | null;
+  schema: string;
+  alias: string | null;
+  name: string;
+}): Relation {
+  return { database: node.database ?? '', schema: node.schema, identifier: node.alias ?? node.name };
+}
+
+/** Joins the prod manifest (from `dbt compile --target prod`) with where `dbt ls` says the build target puts each model. */
+export function buildRelationMap(
+  prodManifest: Manifest,
+  buildListing: string[],
+  mirrorIds: ReadonlySet<string>,
+  targets: { prodTarget: string; buildTarget: string },
+): RelationMap {
+  const models: MappedModel[] = [];
+  for (const line of buildListing) {
+    const listed = JSON.parse(line) as ListedModel;
+    const node = prodManifest.nodes[listed.unique_id];
+    if (!node || node.resource_type !== 'model') continue;
+    const materialized = node.config.materialized;
+    if (materialized === 'ephemeral') continue;
+    models.push({
+      uniqueId: node.unique_id,
+      name: node.name,
+      materialized,
+      tags: node.tags,
+      dependsOn: node.depends_on.nodes,
+      prod: relationOf(node),
+      build: relationOf(listed),
+      ...(materialized === 'view' && node.compiled_code ? { prodSql: node.compiled_code } : {}),
+      mirror: mirrorIds.has(node.unique_id),
+    });
+  }
+  return { ...targets, models };
+}
+
+/** Each prod schema paired with the schema the build target uses in its place. */
+export function schemaPairs(map: RelationMap): Array<{ prod: Relation; build: Relation }> {
+  const pairs = new Map<string, { prod: Relation; build: Relation }>();
+  for (const model of map.models) {
+    const id = `${model.prod.database}.${model.prod.schema}`;
+    if (!pairs.has(id)) {
+      pairs.set(id, {
+        prod: { ...model.prod, identifier: '' },
+        build: { ...model.build, identifier: '' },
+      });
+    }
+  }
+  return [...pairs.values()];
+}
+
+export class UnpublishableModel extends Error {
+  override readonly name = 'UnsupportedOperation';
+}
+
+/** The models a deploy publishes, in dependency order (a view is created after what it reads). */
+export function publishSetOf(
+  map: RelationMap,
+  runResults: RunResults,
+  scope: PublishScope,
+  publishTags: string[],
+): PublishSet {
+  const built = new Set(
+    runResults.results
+      .filter((r) => r.unique_id.startsWith('model.') && r.status === 'success')
+      .map((r) => r.unique_id),
+  );
+  let chosen: MappedModel[];
+  if (scope === 'tagged') {
+    chosen = map.models.filter((m) => !m.mirror && m.tags.some((t) => publishTags.includes(t)));
+  } else {
+    chosen = map.models.filter((m) => built.has(m.uniqueId));
+  }
+  const publishSet: PublishSet = { tables: [], views: [] };
+  for (const model of dependencyOrder(chosen)) {
+    if (!PUBLISHABLE_MATERIALIZATIONS.has(model.materialized)) {
+      throw new UnpublishableModel(
+        `${model.name} is materialized as "${model.materialized}", which cannot be published yet (table, incremental, view)`,
+      );
+    }
+    const published: PublishedModel = {
+      uniqueId: model.uniqueId,
+      name: model.name,
+      materialized: model.materialized as PublishedModel['materialized'],
+      staging: model.build,
+      prod: model.prod,
+    };
+    (model.materialized === 'view' ? publishSet.views : publishSet.tables).push(published);
+  }
+  return publishSet;
+}
+
+/**
+ * wac's publish set: where the staging build put each selected model (its manifest) joined with where
+ * `dbt ls --target prod` says the model lives in prod.
+ */
+export function toPublishSet(manifest: Manifest, listedLines: string[]): PublishSet {
+  const publishSet: PublishSet = { tables: [], views: [] };
+  for (const line of listedLines) {
+    const listed = JSON.parse(line) as ListedModel;
+    const node = manifest.nodes[listed.unique_id];
+    if (!node) throw new UnpublishableModel(`${listed.unique_id} is in prod's selection but was not built`);
+    const materialized = listed.config?.materialized ?? node.config.materialized;
+    if (materialized === 'ephemeral') continue;
+    if (!PUBLISHABLE_MATERIALIZATIONS.has(materialized)) {
+      throw new UnpublishableModel(
+        `${listed.name} is materialized as "${materialized}", which cannot be published yet (table, incremental, view)`,
+      );
+    }
+    const model: PublishedModel = {
+      uniqueId: listed.unique_id,
+      name: listed.name,
+      materialized: materialized as PublishedModel['materialized'],
+      staging: relationOf(node),
+      prod: relationOf(listed),
+    };
+    (materialized === 'view' ? publishSet.views : publishSet.tables).push(model);
+  }
+  return publishSet;
+}
+
+/** Parents before children, so views are created after the relations they read. */
+export function dependencyOrder<T extends { uniqueId: string; dependsOn: string[] }>(models: T[]): T[] {
+  const byId = new Map(models.map((m) => [m.uniqueId, m]));
+  const ordered: T[] = [];
+  const seen = new Set<string>();
+  const visit = (model: T): void => {
+    if (seen.has(model.uniqueId)) return;
+    seen.add(model.uniqueId);
+    for (const parent of model.dependsOn) {
+      const found = byId.get(parent);
+      if (found) visit(found);
+    }
+    ordered.push(model);
+  };
+  for (const model of models) visit(model);
+  return ordered;
+}
+
+export type { ManifestNode };

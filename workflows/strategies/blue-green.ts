@@ -1,0 +1,56 @@
+/**
+ * Blue/green: prod and staging are two complete copies of the project. Staging is first brought up to
+ * prod (so incremental models never build on a copy one deploy behind), built and audited, and then
+ * becomes prod in one cut-over: a schema swap where the engine can rename schemas in a transaction,
+ * otherwise a copy of every relation inside one transaction.
+ */
+import type { Capabilities } from '../../activities/warehouses/capabilities.js';
+import type { Plan, Step } from '../plan.js';
+import type { DeployInput } from '../types.js';
+import {
+  auditStep,
+  backupStep,
+  buildStep,
+  publishRelationsStep,
+  resolveStep,
+  selectStep,
+  steps,
+  syncStep,
+  verifyStep,
+} from './common.js';
+
+export function planBlueGreen(input: DeployInput, capabilities: Capabilities): Plan {
+  const { prod, staging } = input.targets;
+  const swaps = capabilities.atomicSwap === 'schema';
+  const cutOver: Step[] = swaps
+    ? [
+        {
+          id: 'swap',
+          activity: 'swapSchemas',
+          title: `Swap "${staging}" into "${prod}" in one transaction; the old prod schemas become this deploy's backup`,
+          touches: 'prod',
+          args: { prodTarget: prod },
+          compensation: {
+            activity: 'unswapSchemas',
+            title: `swap the old "${prod}" schemas back`,
+            args: { prodTarget: prod },
+          },
+        },
+      ]
+    : [backupStep(input), publishRelationsStep(input, staging, capabilities)];
+  return {
+    strategy: 'blue-green',
+    rationale: swaps
+      ? `build on a fresh copy of "${prod}" in "${staging}", then swap schemas atomically (zero-copy backup)`
+      : `build on a fresh copy of "${prod}" in "${staging}", then replace every relation of "${prod}" in one transaction (no schema rename on this engine)`,
+    steps: steps(
+      resolveStep(input, staging),
+      syncStep(input, staging, capabilities),
+      buildStep(input, { target: staging }),
+      auditStep(),
+      selectStep(input, 'all'),
+      ...cutOver,
+      verifyStep(input, swaps ? 'the staging build it replaced' : `"${staging}"`),
+    ),
+  };
+}

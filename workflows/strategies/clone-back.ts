@@ -1,0 +1,43 @@
+/**
+ * Clone-back (the article's "production rollbacks"): clone prod into staging, rebuild only what
+ * changed (or carries a publish tag) on top of that copy, audit it, and clone the rebuilt relations
+ * back to prod. Unchanged models are never rebuilt, and incremental models always start from prod.
+ */
+import type { Capabilities } from '../../activities/warehouses/capabilities.js';
+import type { Plan } from '../plan.js';
+import type { DeployInput } from '../types.js';
+import {
+  withUpstreamViews,
+  auditStep,
+  backupStep,
+  buildStep,
+  publishRelationsStep,
+  resolveStep,
+  selectStep,
+  steps,
+  syncStep,
+  verifyStep,
+} from './common.js';
+
+export function planCloneBack(input: DeployInput, capabilities: Capabilities): Plan {
+  const { prod, staging } = input.targets;
+  const select = input.select ?? ['state:modified+', ...input.publishTags.map((tag) => `tag:${tag}`)];
+  return {
+    strategy: 'clone-back',
+    rationale: `copy "${prod}" into "${staging}", rebuild ${select.join(' ')} there, audit, then copy the rebuilt relations back`,
+    steps: steps(
+      resolveStep(input, staging),
+      syncStep(input, staging, capabilities),
+      buildStep(
+        input,
+        { target: staging, select: withUpstreamViews(select), stateAware: true },
+        `the selected models (${select.join(' ')}) and the views they read`,
+      ),
+      auditStep(),
+      selectStep(input, 'built'),
+      backupStep(input),
+      publishRelationsStep(input, staging, capabilities),
+      verifyStep(input, `"${staging}"`),
+    ),
+  };
+}

@@ -1,0 +1,148 @@
+/**
+ * Steps several strategies share, so each strategy file reads as its process and every plan words
+ * the same step the same way.
+ */
+import type { Capabilities } from '../../activities/warehouses/capabilities.js';
+import type { BuildArgs, Compensation, PublishScope, Step } from '../plan.js';
+import type { BackupOperation, DeployInput } from '../types.js';
+
+export function resolveStep(input: DeployInput, buildTarget: string): Step {
+  return {
+    id: 'resolve',
+    activity: 'resolveRelations',
+    title: `Resolve where every model lives in "${input.targets.prod}" and "${buildTarget}"`,
+    touches: 'nothing',
+    args: { prodTarget: input.targets.prod, buildTarget },
+  };
+}
+
+/**
+ * Brings the build location up to prod before building, so incremental models build on top of what
+ * prod holds now: without it a blue/green deploy at T+1 would build on a copy one deploy behind and
+ * drop the rows prod received in between (the article's data-loss case).
+ */
+export function syncStep(input: DeployInput, buildTarget: string, capabilities: Capabilities): Step {
+  const how = capabilities.zeroCopyClone ? 'Clone' : 'Copy';
+  return {
+    id: 'sync',
+    activity: 'syncFromProd',
+    title: `${how} every table of "${input.targets.prod}" into "${buildTarget}" so the build starts from prod`,
+    touches: 'staging',
+    args: { buildTarget },
+  };
+}
+
+/** With a mirror, the build location gets prod's raw layer instead of reading the live sources. */
+export function syncRawLayerStep(input: DeployInput, buildTarget: string): Step | undefined {
+  if (!input.mirror) return undefined;
+  return {
+    id: 'sync-raw',
+    activity: 'syncFromProd',
+    title: `Copy prod's raw layer (${input.mirror.select.join(' ')}) into "${buildTarget}": the build never reads live sources`,
+    touches: 'staging',
+    args: { buildTarget, only: input.mirror.select },
+  };
+}
+
+export function buildStep(input: DeployInput, args: BuildArgs, what = 'every model'): Step {
+  const exclude = [...(args.exclude ?? []), ...(input.mirror?.select ?? [])];
+  const fromRaw = input.mirror ? ' from the raw layer' : '';
+  return {
+    id: 'build',
+    activity: 'dbtBuild',
+    title: `Build and test ${what} in target "${args.target}"${fromRaw}`,
+    touches: args.target === input.targets.prod ? 'prod' : 'staging',
+    args: { ...args, ...(exclude.length > 0 ? { exclude } : {}) },
+  };
+}
+
+export function auditStep(buildStepId = 'build'): Step {
+  return {
+    id: 'audit',
+    activity: 'audit',
+    title: 'Audit: every model succeeded and every test passed (warn and skipped block)',
+    touches: 'nothing',
+    args: { buildStepId },
+  };
+}
+
+export function selectStep(input: DeployInput, scope: PublishScope): Step {
+  const what = {
+    all: 'every model the build produced (and prod relations it no longer has, to drop)',
+    built: 'the models the build produced',
+    tagged: `the models tagged ${input.publishTags.join(', ')}`,
+  }[scope];
+  return {
+    id: 'select',
+    activity: 'selectPublishSet',
+    title: `Select ${what}, and their relations in "${input.targets.prod}"`,
+    touches: 'nothing',
+    args: { buildStepId: 'build', prodTarget: input.targets.prod, scope },
+  };
+}
+
+export function backupStep(input: DeployInput, operation: BackupOperation = 'deploy'): Step {
+  return {
+    id: 'backup',
+    activity: 'backupProd',
+    title: `Back up the "${input.targets.prod}" relations about to change`,
+    touches: 'backup',
+    // A deploy's backup keeps the same args as before this field existed, so recorded histories replay.
+    args:
+      operation === 'deploy'
+        ? { prodTarget: input.targets.prod }
+        : { prodTarget: input.targets.prod, operation },
+    compensation: dropBackup(input),
+  };
+}
+
+export function publishRelationsStep(input: DeployInput, from: string, capabilities: Capabilities): Step {
+  const how = capabilities.transactionalDdl ? 'in one transaction' : 'one relation at a time';
+  return {
+    id: 'publish',
+    activity: 'publishRelations',
+    title: `Copy the selected tables from "${from}" to "${input.targets.prod}" and re-create its views, ${how}`,
+    touches: 'prod',
+    args: { prodTarget: input.targets.prod },
+    compensation: restoreProd(input),
+  };
+}
+
+export function verifyStep(input: DeployInput, against: string): Step {
+  return {
+    id: 'verify',
+    activity: 'verifyProd',
+    title: `Verify "${input.targets.prod}" matches ${against} (row count and checksum per relation)`,
+    touches: 'nothing',
+    args: { prodTarget: input.targets.prod },
+  };
+}
+
+export function restoreProd(input: DeployInput): Compensation {
+  return {
+    activity: 'restoreProd',
+    title: `restore "${input.targets.prod}" from the backup`,
+    args: { prodTarget: input.targets.prod },
+  };
+}
+
+export function dropBackup(input: DeployInput): Compensation {
+  return {
+    activity: 'dropBackup',
+    title: 'drop this deploy’s backup',
+    args: { prodTarget: input.targets.prod },
+  };
+}
+
+/** Drops the `undefined` a conditional step builder returns when the step does not apply. */
+export function steps(...list: Array<Step | undefined>): Step[] {
+  return list.filter((step): step is Step => step !== undefined);
+}
+
+/**
+ * A partial build still needs the views its models read: views hold no rows, so a copied prod view
+ * would keep reading prod. Each selector gets its upstream views (`+<selector>,config.materialized:view`).
+ */
+export function withUpstreamViews(select: string[]): string[] {
+  return select.flatMap((selector) => [selector, `+${selector},config.materialized:view`]);
+}
