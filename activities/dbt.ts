@@ -92,7 +92,7 @@ export async function runDbt(invocation: DbtInvocation): Promise<DbtOutcome> {
     lines: true,
     // dbt handles SIGTERM by cancelling its queries; if it lingers, it is killed.
     ...(invocation.signal ? { cancelSignal: invocation.signal } : {}),
-    forceKillAfterDelay: 5_000,
+    forceKillAfterDelay: 3_000,
     buffer: { stdout: false, stderr: true },
   });
   for await (const line of child.iterable({ from: 'stdout' })) {
@@ -105,6 +105,9 @@ export async function runDbt(invocation: DbtInvocation): Promise<DbtOutcome> {
   }
   const result = await child;
   if (result.isCanceled) throw new Error('dbt was cancelled');
+  // Killed from outside (Ctrl-C reaching the whole process group, a service manager stopping the
+  // worker): nothing is wrong with the project, so the step may be retried; a plain Error is retryable.
+  if (result.signal) throw new Error(`dbt ${invocation.args[0]} was stopped by ${result.signal}`);
   const exitCode = result.exitCode ?? -1;
   if (exitCode !== 0 && exitCode !== 1) {
     const detail =

@@ -49,7 +49,13 @@ export function readProfiles(profilesDir: string): Record<string, unknown> {
   } catch {
     throw new ProfileError(`${path}: not found (set --profiles-dir or DBT_PROFILES_DIR)`);
   }
-  const parsed: unknown = parse(text);
+  let parsed: unknown;
+  try {
+    parsed = parse(text);
+  } catch (error) {
+    const detail = error instanceof Error ? error.message.split('\n')[0] : String(error);
+    throw new ProfileError(`${path}: not valid YAML: ${detail}`);
+  }
   if (!isRecord(parsed)) throw new ProfileError(`${path}: expected a mapping of profiles`);
   return parsed;
 }

@@ -5,10 +5,10 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { Context } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { BuildArgs, PublishScope } from '../workflows/plan.js';
 import type {
   ArtifactRef,
@@ -16,6 +16,7 @@ import type {
   BackupOperation,
   BackupRef,
   DeployInput,
+  DeployResult,
   Fingerprint,
   PublishSet,
   Relation,
@@ -28,6 +29,7 @@ import {
   summarizeRunResults,
 } from './artifacts.js';
 import { DbtInvocationError, type DbtOutcome, type DbtProgress, runDbt } from './dbt.js';
+import { writeDeployReport } from './report.js';
 import { connectionFor, ProfileError, type WarehouseConnection } from './profiles.js';
 import {
   buildRelationMap,
@@ -114,6 +116,7 @@ export function createActivities(options: ActivitiesOptions = {}) {
     },
 
     async audit({
+      input,
       state,
       args,
     }: StepRequest<{ buildStepId: string; verifiesPublish?: boolean }>): Promise<StepOutcome> {
@@ -133,10 +136,17 @@ export function createActivities(options: ActivitiesOptions = {}) {
           };
         }
         const published = relationsOf(requirePublishSet(state)).map(relationName);
-        return { summary: `${models} models and ${tests} tests passed in prod`, state: { published } };
+        await recordProdState(state, prodStateDirOf(input));
+        const pruned = await warehouse(input, input.targets.prod, (w) => pruneBackups(w, input));
+        return {
+          summary: `${models} models and ${tests} tests passed in prod${pruned}`,
+          state: { published },
+        };
       }
       if (audit.passed) return { summary: `${models} models and ${tests} tests passed`, state: { audit } };
-      const named = audit.blocking.map((n) => `${n.name} (${n.status})`).join(', ');
+      const named =
+        audit.blocking.map((n) => `${n.name} (${n.status})`).join(', ') ||
+        'dbt built nothing (does the selection match any model?)';
       return {
         summary: `${audit.blocking.length} blocking: ${named}`,
         state: { audit },
@@ -207,28 +217,31 @@ export function createActivities(options: ActivitiesOptions = {}) {
       return warehouse(input, input.targets.prod, async (w) => {
         const tables: Array<{ from: Relation; to: Relation }> = [];
         const drop: Relation[] = [];
-        if (args.only) {
-          const raw = map.models.filter((m) => m.mirror);
-          for (const model of raw) {
-            if ((await w.relationKind(model.prod)) === 'table')
-              tables.push({ from: model.prod, to: model.build });
-            else drop.push(model.build);
-          }
-          if (raw.length > 0 && tables.length === 0) {
-            throw ApplicationFailure.nonRetryable(
-              `prod has no raw layer yet: run \`dbt-deploy mirror refresh --env ${input.env}\` first`,
-              'ConfigError',
-            );
-          }
-        } else {
-          for (const pair of schemaPairs(map)) {
-            const prodTables = (await w.listRelations(pair.prod)).filter((r) => r.kind === 'table');
-            const names = new Set(prodTables.map((r) => r.relation.identifier));
-            for (const { relation } of prodTables)
-              tables.push({ from: relation, to: { ...pair.build, identifier: relation.identifier } });
-            for (const { relation, kind } of await w.listRelations(pair.build))
-              if (kind === 'table' && !names.has(relation.identifier)) drop.push(relation);
-          }
+        const models = args.only ? map.models.filter((m) => m.mirror) : map.models;
+        for (const model of models.filter(
+          (m) => m.materialized === 'table' || m.materialized === 'incremental',
+        )) {
+          if ((await w.relationKind(model.prod)) === 'table')
+            tables.push({ from: model.prod, to: model.build });
+          else if ((await w.relationKind(model.build)) !== 'absent') drop.push(model.build);
+        }
+        if (!args.only) {
+          // A full sync leaves the build location holding the project's models and nothing else, so a
+          // model removed from the project is not carried into prod by a swap.
+          const known = new Set(map.models.map((m) => relationName(m.build)));
+          for (const pair of schemaPairs(map))
+            for (const { relation } of await w.listRelations(pair.build))
+              if (!known.has(relationName(relation))) drop.push(relation);
+        }
+        const raw = map.models.filter((m) => m.mirror);
+        if (
+          raw.length > 0 &&
+          !tables.some((t) => raw.some((m) => relationName(m.prod) === relationName(t.from)))
+        ) {
+          throw ApplicationFailure.nonRetryable(
+            `prod has no raw layer yet: run \`dbt-deploy mirror refresh --env ${input.env}\` first`,
+            'ConfigError',
+          );
         }
         await w.replaceRelations({ tables, views: [], drop });
         const dropped = drop.length > 0 ? `, dropped ${drop.length} that prod does not have` : '';
@@ -303,7 +316,7 @@ export function createActivities(options: ActivitiesOptions = {}) {
         throw error;
       }
       if (args.scope === 'all') {
-        const drop = await warehouse(input, args.prodTarget, (w) => relationsStagingLacks(w, map));
+        const drop = await warehouse(input, args.prodTarget, (w) => relationsNotInProject(w, map));
         if (drop.length > 0) publishSet = { ...publishSet, drop };
       }
       const count = publishSet.tables.length + publishSet.views.length;
@@ -333,10 +346,9 @@ export function createActivities(options: ActivitiesOptions = {}) {
       };
       return warehouse(input, args.prodTarget, async (w) => {
         const backup = await w.backup(input.deployId, relations, label);
-        const pruned = await pruneBackups(w, input, backup);
         const kept = backup.entries.filter((e) => e.kind !== 'absent').length;
         return {
-          summary: `kept ${kept} of ${relations.length} relations in ${backup.location.schema}${pruned}`,
+          summary: `kept ${kept} of ${relations.length} relations in ${backup.location.schema}`,
           state: { backup },
         };
       });
@@ -423,10 +435,9 @@ export function createActivities(options: ActivitiesOptions = {}) {
           expected.push({ ...found, relation: model.prod });
         }
         const backup = await w.swapSchemas(input.deployId, swaps, label);
-        const pruned = await pruneBackups(w, input, backup);
         const names = swaps.map((s) => `${s.staging} → ${s.prod}`).join(', ');
         return {
-          summary: `swapped ${names}; old prod kept as ${backup.location.schema}${pruned}`,
+          summary: `swapped ${names}; old prod kept as ${backup.location.schema}`,
           state: { backup, expected },
         };
       });
@@ -458,9 +469,11 @@ export function createActivities(options: ActivitiesOptions = {}) {
         const blocked = `verify failed, prod differs from staging: ${mismatches.join('; ')}`;
         return { summary: blocked, blocked };
       }
-      await recordProdState(state, prodStateDirOf(input));
+      // A mirror refresh built only the raw layer: its manifest is no state to compare deploys with.
+      if (input.strategy !== 'mirror') await recordProdState(state, prodStateDirOf(input));
+      const pruned = await warehouse(input, args.prodTarget, (w) => pruneBackups(w, input));
       return {
-        summary: `${models.length} relations match staging (rows and checksum)`,
+        summary: `${models.length} relations match staging (rows and checksum)${pruned}`,
         state: { published: models.map((m) => relationName(m.prod)) },
       };
     },
@@ -514,8 +527,11 @@ export function createActivities(options: ActivitiesOptions = {}) {
         const blocked = `verify failed, prod differs from the backup: ${mismatches.join('; ')}`;
         return { summary: blocked, blocked };
       }
+      // Prod is an older version now: the next state:modified selection must not compare with the newer one.
+      await rm(join(prodStateDirOf(input), 'manifest.json'), { force: true });
+      const pruned = await warehouse(input, args.prodTarget, (w) => pruneBackups(w, input, [from.deployId]));
       return {
-        summary: `${from.entries.length} relations match the backup of ${from.deployId}`,
+        summary: `${from.entries.length} relations match the backup of ${from.deployId}${pruned}`,
         state: {
           published: from.entries.filter((e) => e.kind !== 'absent').map((e) => relationName(e.prod)),
         },
@@ -530,12 +546,29 @@ export function createActivities(options: ActivitiesOptions = {}) {
     },
 
     async unswapSchemas({ input, state, args }: StepRequest<{ prodTarget: string }>): Promise<StepOutcome> {
-      const backup = state.backup;
+      // A swap that committed but whose activity then failed left no backup in the state: look it up.
+      const backup =
+        state.backup ??
+        (await warehouse(input, args.prodTarget, async (w) =>
+          (await w.listBackups(databaseOf(connection(input, args.prodTarget)))).find(
+            (b) => b.deployId === input.deployId,
+          ),
+        ));
       if (!backup?.swapped) return { summary: 'no swap happened: nothing to undo' };
       await warehouse(input, args.prodTarget, (w) => w.unswapSchemas(backup));
       return {
         summary: `swapped back: ${backup.swapped.map((s) => s.prod).join(', ')} is the old prod again`,
       };
+    },
+
+    async writeReport({
+      input,
+      result,
+    }: {
+      input: DeployInput;
+      result: DeployResult;
+    }): Promise<{ report: string }> {
+      return { report: await writeDeployReport(artifactsDirOf(input), input, result) };
     },
 
     async dropBackup({ input, state, args }: StepRequest<{ prodTarget: string }>): Promise<StepOutcome> {
@@ -584,23 +617,33 @@ function buildSelection(
   return { flags: ['--select', ...args.select, ...exclude], note: '' };
 }
 
-/** Keeps the newest `backups.keep` backups of the environment (this one included) and drops the rest. */
-async function pruneBackups(w: WarehouseAdapter, input: DeployInput, current: BackupRef): Promise<string> {
+/**
+ * After a success, keeps the newest `backups.keep` backups of the environment (this operation's own
+ * included) and drops the rest; `protect` names backups that must stay whatever their age.
+ */
+async function pruneBackups(
+  w: WarehouseAdapter,
+  input: DeployInput,
+  protect: string[] = [],
+): Promise<string> {
   const keep = input.backupsKeep ?? 3;
-  const all = (await w.listBackups(current.location.database)).filter((b) => b.env === input.env);
-  const stale = all.filter((b) => b.deployId !== current.deployId).slice(Math.max(0, keep - 1));
+  const database = databaseOf(connection(input, input.targets.prod));
+  const all = (await w.listBackups(database)).filter((b) => b.env === input.env);
+  const stale = all.slice(keep).filter((b) => !protect.includes(b.deployId));
   for (const backup of stale) await w.dropBackup(backup);
-  return stale.length > 0 ? `; dropped ${stale.length} older (backups.keep: ${keep})` : '';
+  return stale.length > 0 ? `; dropped ${stale.length} older backups (backups.keep: ${keep})` : '';
 }
 
-/** Prod relations in the project's prod schemas that staging no longer has: a blue-green publish drops them. */
-async function relationsStagingLacks(w: WarehouseAdapter, map: RelationMap): Promise<Relation[]> {
+/**
+ * Relations in the project's prod schemas that no model produces (a model removed from the project):
+ * blue-green owns those schemas, so its publish drops them, keeping them in the backup.
+ */
+async function relationsNotInProject(w: WarehouseAdapter, map: RelationMap): Promise<Relation[]> {
+  const known = new Set(map.models.map((m) => relationName(m.prod)));
   const drop: Relation[] = [];
-  for (const pair of schemaPairs(map)) {
-    const staged = new Set((await w.listRelations(pair.build)).map((r) => r.relation.identifier));
+  for (const pair of schemaPairs(map))
     for (const { relation } of await w.listRelations(pair.prod))
-      if (!staged.has(relation.identifier)) drop.push(relation);
-  }
+      if (!known.has(relationName(relation))) drop.push(relation);
   return drop;
 }
 
@@ -714,6 +757,9 @@ async function dbt(
     return outcome;
   } catch (error) {
     if (error instanceof DbtInvocationError) throw ApplicationFailure.nonRetryable(error.message, error.name);
+    // Reported as a cancellation, not a failure: the workflow then knows the step was stopped on purpose.
+    if (context.cancellationSignal.aborted)
+      throw new CancelledFailure(`dbt ${args[0]} was stopped: the deploy was aborted`);
     throw error;
   }
 }
@@ -726,7 +772,7 @@ async function withTurn<T>(key: string | undefined, work: () => Promise<T>): Pro
 /** Heartbeats on a timer while `work` runs, so long silent statements still count as alive. */
 async function heartbeating<T>(work: () => Promise<T>, details: () => unknown = () => undefined): Promise<T> {
   const context = Context.current();
-  const timer = setInterval(() => context.heartbeat(details()), 5_000);
+  const timer = setInterval(() => context.heartbeat(details()), 2_000);
   try {
     return await work();
   } finally {

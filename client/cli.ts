@@ -9,10 +9,21 @@ import { Command, CommanderError, Option } from 'commander';
 import { planDeploy } from '../workflows/strategies/index.js';
 import { planRollback } from '../workflows/strategies/rollback.js';
 import { connectClient, temporalSettings } from './connection.js';
-import { deployResult, newDeployId, type Operation, startDeploy } from './deploys.js';
+import type { WorkflowHandle } from '@temporalio/client';
+import {
+  decide,
+  deployResult,
+  newDeployId,
+  type Operation,
+  runningDeploy,
+  startDeploy,
+  whoAmI,
+} from './deploys.js';
 import { startDevServer } from './dev-server.js';
-import { followDeploy } from './follow.js';
-import { type DeployOptions, prepareDeploy } from './preflight.js';
+import { followDeploy, terminalOutput } from './follow.js';
+import { deployHistory, formatHistory } from './history.js';
+import { type DeployOptions, identifyEnvironment, prepareDeploy } from './preflight.js';
+import { changeSchedule, createSchedule, listSchedules } from './schedules.js';
 import { formatPlan, formatResult } from './report.js';
 import { type DeployInput, STRATEGIES } from '../workflows/types.js';
 
@@ -36,15 +47,30 @@ function deployOptions(command: Command): Command {
 async function runOperation(
   operation: Operation,
   prepared: Omit<DeployInput, 'deployId'>,
-  options: { json?: boolean },
+  options: { json?: boolean; detach?: boolean },
 ): Promise<void> {
   const settings = temporalSettings();
   const client = await connectClient(settings);
   const input: DeployInput = { ...prepared, deployId: newDeployId(prepared.env) };
   const handle = await startDeploy(client, input, settings.taskQueue, operation);
+  if (options.detach) {
+    const started = { deployId: input.deployId, workflowId: handle.workflowId, env: input.env };
+    console.log(
+      options.json
+        ? JSON.stringify(started)
+        : `${operation} ${input.deployId} started as workflow ${handle.workflowId}; follow it with \`dbt-deploy status --env ${input.env}\``,
+    );
+    return;
+  }
   if (!options.json) console.log(`${operation} ${input.deployId} started as workflow ${handle.workflowId}`);
-  const stopFollowing = options.json ? () => {} : followDeploy(handle, (line) => console.log(line));
+  await followToEnd(handle, options);
+}
+
+/** Shows progress until the operation ends, prints its result and sets the exit code from it. */
+async function followToEnd(handle: WorkflowHandle, options: { json?: boolean }): Promise<void> {
+  const stopFollowing = options.json ? () => {} : followDeploy(handle, terminalOutput());
   const result = await deployResult(handle).finally(stopFollowing);
+  if (!options.json && process.stdout.isTTY) process.stdout.write('\r\u001b[2K');
   console.log(options.json ? JSON.stringify(result) : formatResult(result));
   process.exitCode = result.status === 'published' ? 0 : 1;
 }
@@ -58,16 +84,123 @@ export function buildCli(): Command {
     .description('build, audit and publish the project to an environment; exit 0 only when published')
     .option('--json', 'print the result object as one JSON line')
     .option('--git-sha <sha>', 'the commit being deployed, recorded with the deploy')
-    .action(async (options: DeployOptions & { json?: boolean }) => {
+    .option(
+      '--require-approval',
+      'wait for `dbt-deploy approve` after a passing audit (deploy.yml: approval.required)',
+    )
+    .option('--follow', 'show live progress until the deploy ends (the default)')
+    .option('--detach', 'start the deploy and return; follow it later with `dbt-deploy status`')
+    .action(async (options: DeployOptions & { json?: boolean; detach?: boolean }) => {
       await runOperation('deploy', prepareDeploy(options).input, options);
     });
+
+  for (const kind of ['approve', 'abort'] as const) {
+    targetOptions(program.command(kind))
+      .description(
+        kind === 'approve'
+          ? 'let the deploy waiting at the approval gate publish; refused when none waits'
+          : 'stop the running deploy: cancels dbt, undoes whatever changed, ends `aborted`',
+      )
+      .option(kind === 'approve' ? '--note <text>' : '--reason <text>', 'recorded with who and when')
+      .option('--by <name>', 'who decides (default: user@host)')
+      .action(async (options: DeployOptions & { note?: string; reason?: string; by?: string }) => {
+        const { project, env } = identifyEnvironment(options);
+        const client = await connectClient(temporalSettings());
+        const note = options.note ?? options.reason;
+        const decision = await decide(client, project, env, kind, {
+          by: options.by ?? whoAmI(),
+          ...(note ? { note } : {}),
+        });
+        console.log(
+          `${decision.kind} by ${decision.by} at ${decision.at}${decision.note ? `: ${decision.note}` : ''}`,
+        );
+      });
+  }
+
+  targetOptions(program.command('status'))
+    .description("follow the environment's running deploy until it ends, or say that none runs")
+    .option('--json', 'print the result object as one JSON line when it ends')
+    .action(async (options: DeployOptions & { json?: boolean }) => {
+      const { project, env } = identifyEnvironment(options);
+      const client = await connectClient(temporalSettings());
+      const handle = await runningDeploy(client, project, env);
+      if (!handle) {
+        console.log(`no deploy of ${project} to ${env} is running (see \`dbt-deploy history --env ${env}\`)`);
+        return;
+      }
+      await followToEnd(handle, options);
+    });
+
+  targetOptions(program.command('history'))
+    .description(
+      'past deploys of the environment, newest first (status, strategy, start, duration, approver)',
+    )
+    .option('--json', 'print one JSON array')
+    .option('--limit <n>', 'how many', (v) => Number.parseInt(v, 10), 20)
+    .action(async (options: DeployOptions & { json?: boolean; limit: number }) => {
+      const { project, env } = identifyEnvironment(options);
+      const client = await connectClient(temporalSettings());
+      const lines = await deployHistory(client, project, env, options.limit);
+      console.log(options.json ? JSON.stringify(lines) : formatHistory(lines));
+    });
+
+  const schedule = program
+    .command('schedule')
+    .description('deploys on a cron schedule; overlapping runs are skipped');
+  deployOptions(schedule.command('create'))
+    .description('deploy the environment on a cron schedule (UTC)')
+    .requiredOption('--cron <expression>', 'e.g. "0 6 * * *"')
+    .action(async (options: DeployOptions & { cron: string }) => {
+      const { input } = prepareDeploy(options);
+      const settings = temporalSettings();
+      const client = await connectClient(settings);
+      const id = await createSchedule(client, input, options.cron, settings.taskQueue);
+      console.log(`schedule ${id} created: ${options.cron} (${input.strategy})`);
+    });
+  targetOptions(schedule.command('list'))
+    .description("the project's schedules")
+    .option('--json', 'print one JSON array')
+    .action(async (options: DeployOptions & { json?: boolean }) => {
+      const { project } = identifyEnvironment(options);
+      const lines = await listSchedules(await connectClient(temporalSettings()), project);
+      if (options.json) console.log(JSON.stringify(lines));
+      else if (lines.length === 0) console.log('no schedules');
+      else
+        for (const l of lines)
+          console.log(
+            `${l.id}  ${l.cron.join(' ') || '-'}  ${l.paused ? 'paused' : 'active'}  ${l.strategy ?? ''}  next ${l.nextRuns[0] ?? '-'}`,
+          );
+    });
+  for (const change of ['pause', 'unpause', 'trigger', 'delete'] as const) {
+    targetOptions(schedule.command(change))
+      .description(
+        {
+          pause: 'stop starting deploys until unpaused',
+          unpause: 'start deploys again',
+          trigger: 'start a deploy now (skipped if one is running)',
+          delete: 'remove the schedule (running deploys go on)',
+        }[change],
+      )
+      .option('--note <text>', 'why (pause, unpause)')
+      .action(async (options: DeployOptions & { note?: string }) => {
+        const { project, env } = identifyEnvironment(options);
+        const id = await changeSchedule(
+          await connectClient(temporalSettings()),
+          project,
+          env,
+          change,
+          options.note,
+        );
+        console.log(`schedule ${id}: ${change}${change.endsWith('e') ? 'd' : 'ed'}`);
+      });
+  }
 
   targetOptions(program.command('rollback'))
     .description("restore prod to its state before a deploy, from that deploy's backup; exit 0 when restored")
     .option('--to <deployId>', 'the deploy to undo (default: the latest deploy to the environment)')
     .option('--json', 'print the result object as one JSON line')
     .action(async (options: DeployOptions & { to?: string; json?: boolean }) => {
-      const { input } = prepareDeploy(options);
+      const { input } = prepareDeploy({ ...options, forRollback: true });
       await runOperation(
         'rollback',
         { ...input, ...(options.to ? { rollbackTo: options.to } : {}) },
@@ -88,7 +221,7 @@ export function buildCli(): Command {
     .description('print the steps a deploy would run; touches nothing')
     .option('--rollback', 'print the plan of `dbt-deploy rollback` instead')
     .action((options: DeployOptions & { rollback?: boolean }) => {
-      const prepared = prepareDeploy(options);
+      const prepared = prepareDeploy({ ...options, forRollback: options.rollback === true });
       const input = { ...prepared.input, deployId: '<deploy id>' };
       const plan = options.rollback ? planRollback(input) : planDeploy(input);
       console.log(
@@ -110,18 +243,25 @@ export function buildCli(): Command {
       (v) => Number.parseInt(v, 10),
       4,
     )
-    .action(async (options: { maxConcurrentActivities: number }) => {
-      const settings = temporalSettings();
-      const { createDeployWorker } = await import('../worker/worker.js');
-      const { worker, connection } = await createDeployWorker({
-        ...settings,
-        maxConcurrentActivityTaskExecutions: options.maxConcurrentActivities,
-      });
-      console.log(
-        `worker polling task queue "${settings.taskQueue}" on ${settings.address} (${settings.namespace})`,
-      );
-      await worker.run();
-      await connection.close();
+    .option(
+      '--max-concurrent-workflow-tasks <n>',
+      'workflow tasks at once (short, CPU-bound)',
+      (v) => Number.parseInt(v, 10),
+      40,
+    )
+    .option(
+      '--shutdown-grace-time <duration>',
+      'on SIGTERM/SIGINT, how long running activities may finish before they are cancelled and retried elsewhere',
+      '60 seconds',
+    )
+    .addOption(
+      new Option('--log-format <format>', 'json: one object per line on stdout; text: readable, on stderr')
+        .choices(['json', 'text'])
+        .default('json'),
+    )
+    .action(async (options: import('../worker/run.js').RunWorkerOptions) => {
+      const { runWorker } = await import('../worker/run.js');
+      await runWorker(options);
     });
 
   program

@@ -3,6 +3,7 @@
  */
 import { Client, Connection } from '@temporalio/client';
 import { TemporalUnavailable } from './errors.js';
+import { requireSearchAttributes } from './search-attributes.js';
 
 export interface TemporalSettings {
   /** `TEMPORAL_ADDRESS`, default 127.0.0.1:7233 (the dev server). */
@@ -31,5 +32,6 @@ export async function connectClient(settings: TemporalSettings): Promise<Client>
   } catch (error) {
     throw new TemporalUnavailable(settings.address, error);
   }
+  await requireSearchAttributes(connection, settings.namespace);
   return new Client({ connection, namespace: settings.namespace });
 }

@@ -51,7 +51,7 @@ async function demo(): Promise<number> {
     const input = { ...prepared.input, deployId: newDeployId(prepared.input.env) };
     say(`demo: deploying ${input.project} to ${input.env} with ${input.strategy} (deploy ${input.deployId})`);
     const handle = await startDeploy(client, input, taskQueue);
-    const stopFollowing = followDeploy(handle, say);
+    const stopFollowing = followDeploy(handle, { print: say });
     const result = await deployResult(handle).finally(stopFollowing);
     say('');
     say(formatResult(result, server.uiUrl, server.namespace));

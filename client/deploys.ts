@@ -3,17 +3,28 @@
  * Teams that run their own Temporal clients can use it as is.
  */
 import { randomBytes } from 'node:crypto';
+import { hostname, userInfo } from 'node:os';
 import {
   type Client,
   WorkflowExecutionAlreadyStartedError,
   WorkflowFailedError,
   type WorkflowHandle,
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
 } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, defaultPayloadConverter, type Payload } from '@temporalio/common';
+import type { DbtProgress } from '../activities/dbt.js';
 import type { deployWorkflow } from '../workflows/deploy.js';
-import { progressQuery, type DeployProgress } from '../workflows/queries.js';
+import {
+  abortUpdate,
+  approveUpdate,
+  type Decision,
+  type DecisionRequest,
+  type DeployProgress,
+  progressQuery,
+} from '../workflows/queries.js';
 import type { DeployInput, DeployResult } from '../workflows/types.js';
-import { DeployInProgress } from './errors.js';
+import { DeployInProgress, RequestRejected } from './errors.js';
 
 /** One workflow id per project and environment: the server itself refuses a second concurrent deploy. */
 export function deployWorkflowId(project: string, env: string): string {
@@ -55,15 +66,28 @@ export async function startDeploy(
       workflowIdConflictPolicy: 'FAIL',
       workflowIdReusePolicy: 'ALLOW_DUPLICATE',
       staticSummary: summary,
+      memo: { deployId: input.deployId, operation },
     });
   } catch (error) {
     if (error instanceof WorkflowExecutionAlreadyStartedError) {
-      throw new DeployInProgress(
-        `${input.project} in ${input.env} is already being changed (workflow ${workflowId}); wait for it or abort it`,
-      );
+      throw new DeployInProgress(await describeRunning(client, workflowId, input));
     }
     throw error;
   }
+}
+
+/** Names the running operation that blocks a new one, so the user knows what to wait for or abort. */
+async function describeRunning(client: Client, workflowId: string, input: DeployInput): Promise<string> {
+  let running = `workflow ${workflowId}`;
+  try {
+    const description = await client.workflow.getHandle(workflowId).describe();
+    const deployId = description.memo?.['deployId'];
+    const since = description.startTime.toISOString().replace(/\.\d+Z$/, 'Z');
+    running = `${typeof deployId === 'string' ? `deploy ${deployId}` : description.type} (workflow ${workflowId}, started ${since})`;
+  } catch {
+    // It may have just ended; the plain id still says what collided.
+  }
+  return `${input.project} in ${input.env} is already being changed by ${running}; wait for it or run \`dbt-deploy abort --env ${input.env}\``;
 }
 
 /** Waits for the deploy to end; every ending, published or not, yields the same result object. */
@@ -79,8 +103,74 @@ export async function deployResult(handle: WorkflowHandle): Promise<DeployResult
   }
 }
 
-export async function deployProgress(handle: WorkflowHandle): Promise<DeployProgress> {
-  return handle.query(progressQuery);
+/** What a progress display shows: the workflow's own progress plus dbt's, from the running step's heartbeat. */
+export interface LiveProgress extends DeployProgress {
+  /** Nodes dbt finished, failed and still has to run in the current step, when that step runs dbt. */
+  dbt: { done: number; total: number; failed: number; lastNode?: string } | null;
+}
+
+export async function deployProgress(handle: WorkflowHandle): Promise<LiveProgress> {
+  const [progress, description] = await Promise.all([handle.query(progressQuery), handle.describe()]);
+  // Heartbeats live on the pending activity, not in the workflow: the workflow cannot see them.
+  let dbt: LiveProgress['dbt'] = null;
+  for (const activity of description.raw.pendingActivities ?? []) {
+    const payload = activity.heartbeatDetails?.payloads?.[0];
+    if (!payload) continue;
+    const details = defaultPayloadConverter.fromPayload<Partial<DbtProgress>>(payload as Payload);
+    if (typeof details?.total === 'number' && details.total > 0) {
+      dbt = {
+        done: details.done ?? 0,
+        total: details.total,
+        failed: details.failed ?? 0,
+        ...(details.lastNode ? { lastNode: details.lastNode } : {}),
+      };
+    }
+  }
+  return { ...progress, dbt };
+}
+
+/** The environment's deploy (or rollback, or mirror refresh) that is running now, if any. */
+export async function runningDeploy(
+  client: Client,
+  project: string,
+  env: string,
+): Promise<WorkflowHandle | null> {
+  const handle = client.workflow.getHandle(deployWorkflowId(project, env));
+  try {
+    const { status } = await handle.describe();
+    return status.name === 'RUNNING' ? handle : null;
+  } catch (error) {
+    if (error instanceof WorkflowNotFoundError) return null;
+    throw error;
+  }
+}
+
+/**
+ * Approves or aborts the environment's running deploy through an Update: the answer (accepted, or
+ * why not) comes back at once instead of being lost like a signal to a deploy that is not waiting.
+ */
+export async function decide(
+  client: Client,
+  project: string,
+  env: string,
+  kind: 'approve' | 'abort',
+  request: DecisionRequest,
+): Promise<Decision> {
+  const handle = await runningDeploy(client, project, env);
+  if (!handle) throw new RequestRejected(`no deploy of ${project} to ${env} is running: nothing to ${kind}`);
+  try {
+    return await handle.executeUpdate(kind === 'approve' ? approveUpdate : abortUpdate, { args: [request] });
+  } catch (error) {
+    if (error instanceof WorkflowUpdateFailedError) {
+      throw new RequestRejected(error.cause?.message ?? error.message);
+    }
+    throw error;
+  }
+}
+
+/** `user@host`, what approvals and aborts record as who asked. */
+export function whoAmI(): string {
+  return `${userInfo().username}@${hostname()}`;
 }
 
 function isDeployResult(value: unknown): value is DeployResult {

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { Connection } from '@temporalio/client';
 import { execa, type ResultPromise } from 'execa';
 import { UsageError } from './errors.js';
+import { DEPLOY_SEARCH_ATTRIBUTES } from '../workflows/search-attributes.js';
 
 export const PROJECT_TEMPORAL_CLI = fileURLToPath(new URL('../.tools/bin/temporal', import.meta.url));
 
@@ -31,6 +32,7 @@ export interface DevServerOptions {
   namespace?: string;
   /** More namespaces to register at start, e.g. one per test file so workflow ids never collide. */
   extraNamespaces?: readonly string[];
+  /** Added to the deploy's own search attributes (`DEPLOY_SEARCH_ATTRIBUTES`), always registered. */
   searchAttributes?: Record<
     string,
     'Keyword' | 'Text' | 'Int' | 'Double' | 'Bool' | 'Datetime' | 'KeywordList'
@@ -67,7 +69,8 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
   args.push(...(options.uiPort ? ['--ui-port', String(options.uiPort)] : ['--headless']));
   for (const extra of options.extraNamespaces ?? []) args.push('--namespace', extra);
   if (options.dbFilename) args.push('--db-filename', options.dbFilename);
-  for (const [name, type] of Object.entries(options.searchAttributes ?? {}))
+  // The deploy's own attributes are always there, so the UI and `history` can filter by them.
+  for (const [name, type] of Object.entries({ ...DEPLOY_SEARCH_ATTRIBUTES, ...options.searchAttributes }))
     args.push('--search-attribute', `${name}=${type}`);
   const bin = temporalCliPath();
   const child: ResultPromise = execa(bin, args, {

@@ -29,3 +29,9 @@ export class DeployInProgress extends Error {
   override readonly name = 'DeployInProgress';
   readonly exitCode = 2;
 }
+
+/** A running deploy refused a request (approving one that does not wait, aborting one that ends). Exit code 2. */
+export class RequestRejected extends Error {
+  override readonly name = 'RequestRejected';
+  readonly exitCode = 2;
+}

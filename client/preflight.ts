@@ -6,6 +6,8 @@
 import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
+import type { Duration } from '@temporalio/common';
+import { msToNumber } from '@temporalio/common/lib/time.js';
 import { parse } from 'yaml';
 import { dbtBin } from '../activities/dbt.js';
 import { connectionFor, ProfileError, type WarehouseConnection } from '../activities/profiles.js';
@@ -23,6 +25,10 @@ export interface DeployOptions {
   strategy?: string;
   vars?: string;
   gitSha?: string;
+  /** A rollback runs no strategy: the strategy's own checks (mirror key, audit target) do not apply. */
+  forRollback?: boolean;
+  /** `--require-approval`: wait at the approval gate even when deploy.yml does not ask for it. */
+  requireApproval?: boolean;
 }
 
 export interface PreparedDeploy {
@@ -60,8 +66,16 @@ export function prepareDeploy(options: DeployOptions): PreparedDeploy {
     environment.staging_target,
     `${where}.staging_target`,
   );
-  requireSeparateStaging(prod, staging, environment.target, environment.staging_target, where);
-  if (strategy === 'wap' && environment.audit_target) {
+  requireSeparateStaging(
+    prod,
+    staging,
+    environment.target,
+    environment.staging_target,
+    where,
+    'staging_target',
+  );
+  const checkStrategy = !options.forRollback;
+  if (checkStrategy && strategy === 'wap' && environment.audit_target) {
     const audit = targetConnection(
       projectDir,
       profilesDir,
@@ -69,9 +83,9 @@ export function prepareDeploy(options: DeployOptions): PreparedDeploy {
       environment.audit_target,
       `${where}.audit_target`,
     );
-    requireSeparateStaging(prod, audit, environment.target, environment.audit_target, where);
+    requireSeparateStaging(prod, audit, environment.target, environment.audit_target, where, 'audit_target');
   }
-  if (strategy === 'mirror' && !config.mirror) {
+  if (checkStrategy && strategy === 'mirror' && !config.mirror) {
     throw new UsageError(
       `${configPath}: strategy "mirror" refreshes a raw layer, but there is no "mirror" key (add \`mirror: {select: [tag:raw]}\`, see docs/strategies.md)`,
     );
@@ -79,7 +93,8 @@ export function prepareDeploy(options: DeployOptions): PreparedDeploy {
   const engine = prod.engine;
   if (options.vars !== undefined) parseVars(options.vars);
   requireDbt();
-  requireSupported(strategy, engine, configPath);
+  if (checkStrategy) requireSupported(strategy, engine, configPath);
+  const approval = approvalOf(config, options, configPath);
   return {
     config,
     configPath,
@@ -100,15 +115,58 @@ export function prepareDeploy(options: DeployOptions): PreparedDeploy {
       backupsKeep: config.backups.keep,
       ...(config.select ? { select: config.select } : {}),
       ...(config.mirror ? { mirror: { select: config.mirror.select } } : {}),
+      ...(approval ? { approval } : {}),
       ...(options.vars !== undefined ? { vars: options.vars } : {}),
       ...(options.gitSha ? { gitSha: options.gitSha } : {}),
     },
   };
 }
 
+/**
+ * For commands that act on a running or past deploy (approve, abort, status, history, schedules):
+ * the project and an environment that deploy.yml knows, without dbt or the warehouse's profile.
+ */
+export function identifyEnvironment(options: DeployOptions): {
+  project: string;
+  env: string;
+  config: DeployConfig;
+} {
+  const projectDir = resolve(options.projectDir ?? '.');
+  const project = readDbtProject(projectDir);
+  const configPath = resolve(options.config ?? join(projectDir, 'deploy.yml'));
+  const config = loadDeployConfig(configPath);
+  const env = options.env ?? 'prod';
+  if (!config.environments[env]) {
+    const known = Object.keys(config.environments).join(', ');
+    throw new UsageError(`${configPath}: environment "${env}" not found (environments: ${known})`);
+  }
+  return { project: project.name, env, config };
+}
+
 export function parseStrategy(value: string): StrategyName {
   if ((STRATEGIES as readonly string[]).includes(value)) return value as StrategyName;
   throw new UsageError(`unknown strategy "${value}" (strategies: ${STRATEGIES.join(', ')})`);
+}
+
+/** The gate's settings when a person must approve; the timeout is checked here, not at the gate. */
+function approvalOf(
+  config: DeployConfig,
+  options: DeployOptions,
+  configPath: string,
+): DeployInput['approval'] | undefined {
+  if (!config.approval.required && !options.requireApproval) return undefined;
+  let ms: number;
+  try {
+    ms = msToNumber(config.approval.timeout as Duration);
+  } catch {
+    ms = Number.NaN;
+  }
+  if (!Number.isFinite(ms) || ms <= 0) {
+    throw new UsageError(
+      `${configPath}: approval.timeout: "${config.approval.timeout}" is not a duration (e.g. 30m, 24h, "2 days")`,
+    );
+  }
+  return { required: true, timeout: config.approval.timeout, onTimeout: config.approval.on_timeout };
 }
 
 /** The engine's capabilities decide; the error names the strategies that would work. */
@@ -170,22 +228,23 @@ function requireSeparateStaging(
   prodTarget: string,
   stagingTarget: string,
   where: string,
+  role: 'staging_target' | 'audit_target',
 ): void {
   if (prod.engine !== staging.engine) {
     throw new UsageError(
-      `${where}: target "${prodTarget}" is ${prod.engine} but staging_target "${stagingTarget}" is ${staging.engine}; both must be on the same warehouse`,
+      `${where}: target "${prodTarget}" is ${prod.engine} but ${role} "${stagingTarget}" is ${staging.engine}; both must be on the same warehouse`,
     );
   }
   const [prodWarehouse, stagingWarehouse] = [warehouseOf(prod), warehouseOf(staging)];
   if (prodWarehouse === stagingWarehouse && prod.schema === staging.schema) {
     throw new UsageError(
-      `${where}: target "${prodTarget}" and staging_target "${stagingTarget}" both write to schema "${prod.schema}"; give staging its own schema`,
+      `${where}: target "${prodTarget}" and ${role} "${stagingTarget}" both write to schema "${prod.schema}"; give ${role === 'staging_target' ? 'staging' : 'the audit'} its own schema`,
     );
   }
   if (prodWarehouse !== stagingWarehouse) {
     const what = prod.engine === 'duckdb' ? 'file' : 'database';
     throw new UsageError(
-      `${where}: target "${prodTarget}" (${prodWarehouse}) and staging_target "${stagingTarget}" (${stagingWarehouse}) must use the same ${what}`,
+      `${where}: target "${prodTarget}" (${prodWarehouse}) and ${role} "${stagingTarget}" (${stagingWarehouse}) must use the same ${what}`,
     );
   }
 }

@@ -10,5 +10,11 @@ try {
   process.exit(1);
 }
 const skipped = report.numPendingTests + report.numTodoTests;
-console.log(`${report.numPassedTests} passed, ${report.numFailedTests} failed, ${skipped} skipped`);
-process.exit(report.numFailedTests > 0 || report.numTotalTests === 0 ? 1 : 0);
+// A file whose setup (beforeAll) fails reports its tests as skipped, not failed: count the file.
+const brokenFiles = report.testResults.filter(
+  (file) => file.status === 'failed' && file.assertionResults.every((t) => t.status !== 'failed'),
+).length;
+const failed = report.numFailedTests + brokenFiles;
+const broken = brokenFiles > 0 ? ` (${brokenFiles} test files failed outside any test)` : '';
+console.log(`${report.numPassedTests} passed, ${failed} failed, ${skipped} skipped${broken}`);
+process.exit(failed > 0 || report.numTotalTests === 0 || report.success === false ? 1 : 0);

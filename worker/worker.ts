@@ -12,6 +12,7 @@ import {
 } from '@temporalio/worker';
 import type { Duration } from '@temporalio/common';
 import { TemporalUnavailable } from '../client/errors.js';
+import { requireSearchAttributes } from '../client/search-attributes.js';
 import { type DbtDeployPluginOptions, dbtDeployPlugin, WORKFLOWS_PATH } from './plugin.js';
 
 export interface DeployWorkerOptions extends DbtDeployPluginOptions {
@@ -20,6 +21,8 @@ export interface DeployWorkerOptions extends DbtDeployPluginOptions {
   taskQueue: string;
   /** Activities run at once on this worker; each dbt invocation is one. */
   maxConcurrentActivityTaskExecutions?: number;
+  /** Workflow tasks processed at once; each is short, CPU-bound work in this process. @default 40 */
+  maxConcurrentWorkflowTaskExecutions?: number;
   /**
    * On SIGINT/SIGTERM, how long running activities may finish before they are cancelled (dbt is then
    * killed and the step retried on another worker). @default '60 seconds'
@@ -36,12 +39,23 @@ export async function createDeployWorker(
   } catch (error) {
     throw new TemporalUnavailable(options.address, error);
   }
+  try {
+    await requireSearchAttributes(connection, options.namespace);
+  } catch (error) {
+    await connection.close();
+    throw error;
+  }
   const worker = await Worker.create({
     connection,
     namespace: options.namespace,
     taskQueue: options.taskQueue,
     maxConcurrentActivityTaskExecutions: options.maxConcurrentActivityTaskExecutions ?? 4,
+    maxConcurrentWorkflowTaskExecutions: options.maxConcurrentWorkflowTaskExecutions ?? 40,
     shutdownGraceTime: (options.shutdownGraceTime ?? '60 seconds') as Duration,
+    // An abort reaches a running dbt only through a heartbeat's reply: the SDK's default throttle
+    // (up to 30 s) would let an aborted build run on that long.
+    maxHeartbeatThrottleInterval: '2 seconds',
+    defaultHeartbeatThrottleInterval: '2 seconds',
     plugins: [dbtDeployPlugin(options)],
   });
   return { worker, connection };

@@ -7,17 +7,31 @@
 import {
   type ActivityOptions,
   ActivityFailure,
+  allHandlersFinished,
   ApplicationFailure,
   CancellationScope,
+  condition,
   isCancellation,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
+  upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
+import { msToNumber } from '@temporalio/common/lib/time.js';
 import type { DeployActivities, DeployState, StepOutcome } from '../activities/steps.js';
-import { type Compensation, type Plan, type Step } from './plan.js';
-import { progressQuery, type DeployProgress } from './queries.js';
+import { type Compensation, type Plan, STEP_ICONS, type Step } from './plan.js';
+import {
+  abortUpdate,
+  approveUpdate,
+  type Decision,
+  type DecisionRequest,
+  type DeployPhase,
+  type DeployProgress,
+  progressQuery,
+} from './queries.js';
+import { envKey, gitShaKey, phaseKey, projectKey, statusKey, strategyKey } from './search-attributes.js';
 import { planDeploy } from './strategies/index.js';
 import { planRollback } from './strategies/rollback.js';
 import type { DeployInput, DeployResult, DeployStatus, StepRecord } from './types.js';
@@ -38,6 +52,9 @@ const activities = proxyActivities<DeployActivities>({
   // Cancelling a deploy must wait until dbt is really gone before compensations touch the warehouse.
   cancellationType: 'WAIT_CANCELLATION_COMPLETED',
 });
+
+/** Search attributes, phases and the report came after the first recorded histories. */
+const OBSERVABLE_PATCH = 'search-attributes-and-report';
 
 /** A step said publish must not go ahead (failed audit, verify mismatch): no retry, run the saga. */
 const PUBLISH_BLOCKED = 'PublishBlocked';
@@ -76,53 +93,154 @@ function planOrRefuse(make: () => Plan): Plan {
 }
 
 async function runPlan(input: DeployInput, plan: Plan): Promise<DeployResult> {
+  // Histories recorded before search attributes and reports existed replay without them.
+  const observable = patched(OBSERVABLE_PATCH);
   const startedAt = new Date().toISOString();
   const steps: StepRecord[] = plan.steps.map((s) => ({ id: s.id, title: s.title, status: 'pending' }));
   const compensations: Compensation[] = [];
+  const gate = approvalGateIndex(plan, input);
   let state: DeployState = { artifacts: {} };
   let current = -1;
   let prodTouched = false;
+  let phase: DeployPhase = 'preparing';
+  let decision = null as Decision | null;
+  let waitingSince = null as string | null;
+  let ending = false;
+  let abortedAtGate = false;
+  const work = new CancellationScope();
 
-  setHandler(progressQuery, (): DeployProgress => progressOf(plan, steps, current, startedAt));
+  const enter = (next: DeployPhase) => {
+    if (observable && next !== phase) upsertSearchAttributes([{ key: phaseKey, value: next }]);
+    phase = next;
+  };
+  if (observable) {
+    upsertSearchAttributes([
+      { key: projectKey, value: input.project },
+      { key: envKey, value: input.env },
+      { key: strategyKey, value: plan.strategy },
+      { key: phaseKey, value: phase },
+      { key: statusKey, value: 'running' },
+      ...(input.gitSha ? [{ key: gitShaKey, value: input.gitSha }] : []),
+    ]);
+  }
+
+  setHandler(progressQuery, (): DeployProgress => ({
+    ...progressOf(plan, steps, current, startedAt),
+    phase,
+    approval:
+      waitingSince && input.approval
+        ? {
+            waitingSince,
+            deadline: new Date(Date.parse(waitingSince) + msToNumber(input.approval.timeout)).toISOString(),
+            onTimeout: input.approval.onTimeout,
+          }
+        : null,
+  }));
+  setHandler(
+    approveUpdate,
+    (request): Decision => {
+      decision = { kind: 'approved', by: request.by, at: new Date().toISOString(), ...noteOf(request) };
+      return decision;
+    },
+    {
+      validator: (request) => {
+        requireWho(request);
+        if (waitingSince === null || decision !== null) {
+          throw new Error(
+            `deploy ${input.deployId} is not waiting for approval (it is ${ending ? 'ending' : phase}); nothing to approve`,
+          );
+        }
+      },
+    },
+  );
+  setHandler(
+    abortUpdate,
+    (request): Decision => {
+      decision = { kind: 'aborted', by: request.by, at: new Date().toISOString(), ...noteOf(request) };
+      // At the gate the wait ends by itself; during a step, cancelling it stops dbt and runs the saga.
+      if (waitingSince === null) work.cancel();
+      return decision;
+    },
+    {
+      validator: (request) => {
+        requireWho(request);
+        if (ending || decision?.kind === 'aborted')
+          throw new Error(`deploy ${input.deployId} is already ending; there is nothing left to abort`);
+      },
+    },
+  );
   showDetails(plan, steps);
 
   try {
-    for (const [index, step] of plan.steps.entries()) {
-      current = index;
-      if (step.compensation && !compensations.some((c) => sameCompensation(c, step.compensation!))) {
-        compensations.push(step.compensation);
+    await work.run(async () => {
+      for (const [index, step] of plan.steps.entries()) {
+        if (index === gate && input.approval) {
+          enter('awaiting-approval');
+          waitingSince = new Date().toISOString();
+          showDetails(
+            plan,
+            steps,
+            `**awaiting approval** until the deadline: \`dbt-deploy approve --env ${input.env}\``,
+          );
+          const decided = await condition(() => decision !== null, input.approval.timeout);
+          if (!decided) {
+            const note = `no decision within ${input.approval.timeout}`;
+            const kind = input.approval.onTimeout === 'approve' ? 'approved' : 'aborted';
+            decision = { kind, by: 'approval timeout', at: new Date().toISOString(), note };
+          }
+          waitingSince = null;
+          if (decision?.kind === 'aborted') {
+            abortedAtGate = true;
+            throw ApplicationFailure.create({
+              type: 'DeployAborted',
+              message: `aborted at the approval gate by ${decision.by}${decision.note ? `: ${decision.note}` : ''}`,
+              nonRetryable: true,
+            });
+          }
+        }
+        current = index;
+        if (step.compensation && !compensations.some((c) => sameCompensation(c, step.compensation!))) {
+          compensations.push(step.compensation);
+        }
+        prodTouched ||= step.touches === 'prod';
+        enter(phaseOf(step));
+        mark(steps, index, 'running');
+        showDetails(plan, steps);
+        const outcome = await runStep(step, input, state);
+        state = mergeState(state, outcome.state);
+        if (outcome.blocked) {
+          mark(steps, index, 'failed', outcome.summary);
+          throw ApplicationFailure.create({
+            type: PUBLISH_BLOCKED,
+            message: outcome.blocked,
+            nonRetryable: true,
+          });
+        }
+        mark(steps, index, 'completed', outcome.summary);
       }
-      prodTouched ||= step.touches === 'prod';
-      mark(steps, index, 'running');
-      showDetails(plan, steps);
-      const outcome = await runStep(step, input, state);
-      state = mergeState(state, outcome.state);
-      if (outcome.blocked) {
-        mark(steps, index, 'failed', outcome.summary);
-        throw ApplicationFailure.create({
-          type: PUBLISH_BLOCKED,
-          message: outcome.blocked,
-          nonRetryable: true,
-        });
-      }
-      mark(steps, index, 'completed', outcome.summary);
-    }
+    });
+    ending = true;
     showDetails(plan, steps);
-    return resultOf(input, plan, 'published', state, steps, startedAt);
+    return await finish(resultOf(input, plan, 'published', state, steps, startedAt, undefined, decision));
   } catch (error) {
+    ending = true;
     const running = steps.findIndex((s) => s.status === 'running');
     if (running >= 0) mark(steps, running, 'failed', messageOf(error));
-    const aborted = isCancellation(error);
+    const aborted = isCancellation(error) || decision?.kind === 'aborted';
+    enter('compensating');
     const undo = await CancellationScope.nonCancellable(() =>
       compensate(plan, compensations, input, state, steps),
     );
     let status: DeployStatus = aborted ? 'aborted' : prodTouched ? 'rolled_back' : 'failed';
-    let reason = messageOf(error);
+    // An abort cancels the running step, whose own error (dbt killed) says less than who aborted and why.
+    let reason = decision?.kind === 'aborted' && !abortedAtGate ? abortReason(decision) : messageOf(error);
     if (undo.failed) {
       status = 'failed';
       reason = `${reason}; then the rollback failed (${undo.failed}), the backup was kept: prod needs attention`;
     }
-    const result = resultOf(input, plan, status, state, steps, startedAt, reason);
+    const result = await CancellationScope.nonCancellable(() =>
+      finish(resultOf(input, plan, status, state, steps, startedAt, reason, decision)),
+    );
     showDetails(plan, steps, `**${status}**: ${reason}`);
     throw ApplicationFailure.create({
       type: failureTypeOf(status),
@@ -130,6 +248,59 @@ async function runPlan(input: DeployInput, plan: Plan): Promise<DeployResult> {
       nonRetryable: true,
       details: [result],
     });
+  }
+
+  /** The end of every deploy: its report on the worker, its final search attributes, open updates done. */
+  async function finish(result: DeployResult): Promise<DeployResult> {
+    enter('done');
+    if (!observable) return result;
+    upsertSearchAttributes([{ key: statusKey, value: result.status }]);
+    const { report } = await activities.writeReport.executeWithOptions(
+      { ...ACTIVITY_DEFAULTS, summary: 'Write the deploy report (markdown and JSON)' },
+      [{ input, result }],
+    );
+    await condition(allHandlersFinished);
+    return { ...result, report };
+  }
+}
+
+function requireWho(request: DecisionRequest): void {
+  if (!request?.by?.trim()) throw new Error('say who you are: the request needs a non-empty "by"');
+}
+
+function noteOf(request: DecisionRequest): { note?: string } {
+  return request.note ? { note: request.note } : {};
+}
+
+function abortReason(decision: Decision): string {
+  return `aborted by ${decision.by}${decision.note ? `: ${decision.note}` : ''}`;
+}
+
+/** The approval gate sits right before the first step that changes prod or keeps a backup. */
+function approvalGateIndex(plan: Plan, input: DeployInput): number {
+  if (!input.approval?.required) return -1;
+  return plan.steps.findIndex((s) => s.touches === 'prod' || s.touches === 'backup');
+}
+
+function phaseOf(step: Step): DeployPhase {
+  switch (step.activity) {
+    case 'dbtBuild':
+      return step.touches === 'prod' ? 'publishing' : 'building';
+    case 'audit':
+      return step.args.verifiesPublish ? 'verifying' : 'auditing';
+    case 'backupProd':
+      return 'backing-up';
+    case 'publishTables':
+    case 'publishViews':
+    case 'publishRelations':
+    case 'swapSchemas':
+    case 'restoreBackup':
+      return 'publishing';
+    case 'verifyProd':
+    case 'verifyRestore':
+      return 'verifying';
+    default:
+      return 'preparing';
   }
 }
 
@@ -233,6 +404,7 @@ function resultOf(
   steps: StepRecord[],
   startedAt: string,
   reason?: string,
+  decision: Decision | null = null,
 ): DeployResult {
   return {
     deployId: input.deployId,
@@ -249,6 +421,8 @@ function resultOf(
     artifactsDir: state.artifactsDir ?? '',
     startedAt,
     finishedAt: new Date().toISOString(),
+    decision,
+    ...(input.gitSha ? { gitSha: input.gitSha } : {}),
   };
 }
 
@@ -269,7 +443,12 @@ function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-function progressOf(plan: Plan, steps: StepRecord[], current: number, startedAt: string): DeployProgress {
+function progressOf(
+  plan: Plan,
+  steps: StepRecord[],
+  current: number,
+  startedAt: string,
+): Omit<DeployProgress, 'phase' | 'approval'> {
   const step = steps[current];
   return {
     strategy: plan.strategy,
@@ -282,18 +461,10 @@ function progressOf(plan: Plan, steps: StepRecord[], current: number, startedAt:
   };
 }
 
-const ICONS: Record<StepRecord['status'], string> = {
-  pending: '○',
-  running: '▶',
-  completed: '✔',
-  failed: '✘',
-  compensated: '↺',
-  skipped: '–',
-};
-
 /** The Temporal UI shows this markdown as the workflow's current details. */
 function showDetails(plan: Plan, steps: StepRecord[], footer?: string): void {
-  const lines = steps.map((s) => `${ICONS[s.status]} ${s.title}${s.summary ? ` — ${s.summary}` : ''}`);
+  // A markdown list: single newlines would run the steps together into one paragraph in the UI.
+  const lines = steps.map((s) => `- ${STEP_ICONS[s.status]} ${s.title}${s.summary ? ` — ${s.summary}` : ''}`);
   setCurrentDetails(
     [`**${plan.strategy}**: ${plan.rationale}`, '', ...lines, ...(footer ? ['', footer] : [])].join('\n'),
   );

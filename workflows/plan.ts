@@ -3,7 +3,7 @@
  * with the compensation that undoes it when the step changes the warehouse. Plans are pure data, so
  * `dbt-deploy plan` prints exactly what the workflow will run.
  */
-import type { BackupOperation, PlanKind } from './types.js';
+import type { BackupOperation, PlanKind, StepRecord } from './types.js';
 
 /** Which part of the warehouse a step writes to. `prod` steps are the ones readers can observe. */
 export type Touches = 'nothing' | 'staging' | 'backup' | 'prod';
@@ -82,6 +82,16 @@ export interface Plan {
   rationale: string;
   steps: Step[];
 }
+
+/** How a step's status is shown in the UI's details, reports and terminals. */
+export const STEP_ICONS: Record<StepRecord['status'], string> = {
+  pending: '○',
+  running: '▶',
+  completed: '✔',
+  failed: '✘',
+  compensated: '↺',
+  skipped: '–',
+};
 
 /** A plan as plain lines, for `dbt-deploy plan` and the workflow's UI details. */
 export function describePlan(plan: Plan): string[] {

@@ -3,6 +3,7 @@
  * through Temporal history, so it stays small: artifacts are referenced, never embedded.
  */
 import type { Engine } from '../activities/warehouses/capabilities.js';
+import type { Decision } from './queries.js';
 
 /** The strategies a deploy can name. `auto` is resolved by the plan from the warehouse's capabilities. */
 export const STRATEGIES = ['auto', 'blue-green', 'clone-back', 'wap', 'wac', 'mirror'] as const;
@@ -55,6 +56,13 @@ export interface DeployInput {
   backupsKeep?: number;
   /** Rollback only: the deploy whose previous prod comes back; unset means the latest deploy. */
   rollbackTo?: string;
+  /** deploy.yml `approval` (or `--require-approval`): wait for a person after a passing audit. */
+  approval?: {
+    required: boolean;
+    /** A duration such as `24h` or `30 minutes`. */
+    timeout: string;
+    onTimeout: 'abort' | 'approve';
+  };
 }
 
 /** A file kept in the artifact folder; only this reference goes through history. */
@@ -152,4 +160,9 @@ export interface DeployResult {
   artifactsDir: string;
   startedAt: string;
   finishedAt: string;
+  /** Who approved or aborted at the approval gate (or who aborted at any time), when, and their note. */
+  decision?: Decision | null;
+  /** The deploy's report (markdown; a `.json` twin beside it), written on the worker at the end. */
+  report?: string;
+  gitSha?: string;
 }

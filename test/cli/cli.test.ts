@@ -8,6 +8,7 @@ import { WorkflowNotFoundError } from '@temporalio/client';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { deployWorkflowId } from '../../client/deploys.js';
+import { temporalCliPath } from '../../client/dev-server.js';
 import {
   type ExampleProject,
   exampleProject,
@@ -111,7 +112,7 @@ describe('dbt-deploy CLI', () => {
       [
         'an audit target that writes into prod',
         'strategy: wap\nenvironments:\n  prod: {target: prod, staging_target: staging, audit_target: prod}\n',
-        /both write to schema "analytics"; give staging its own schema/,
+        /audit_target "prod" both write to schema "analytics"; give the audit its own schema/,
       ],
       [
         'a target missing from profiles.yml',
@@ -150,6 +151,29 @@ describe('dbt-deploy CLI', () => {
       }
     });
 
+    it('a namespace without the search attributes, saying how to create them', async () => {
+      // Registered after the server started, so it lacks the attributes the dev server set up.
+      await execa(
+        temporalCliPath(),
+        [
+          'operator',
+          'namespace',
+          'create',
+          '--namespace',
+          'test-bare',
+          '--address',
+          inject('temporalAddress'),
+        ],
+        { reject: false },
+      );
+      const result = await cli(['deploy', '--project-dir', project.dir], { TEMPORAL_NAMESPACE: 'test-bare' });
+      expect(result.exitCode).toBe(2);
+      expect(result.stderr.trim().split('\n')).toHaveLength(1);
+      expect(result.stderr).toMatch(
+        /namespace "test-bare" lacks the search attributes deploys record \(DbtDeployProject, .*temporal operator search-attribute create --namespace test-bare --name DbtDeployProject --type Keyword/,
+      );
+    });
+
     it('no Temporal server, saying how to start one', async () => {
       const result = await cli(['deploy', '--project-dir', project.dir], { TEMPORAL_ADDRESS: '127.0.0.1:1' });
       expect(result.exitCode).toBe(2);
@@ -179,7 +203,7 @@ describe('dbt-deploy CLI', () => {
       /strategy clone-back: [\s\S]*state:modified\+ tag:mart tag:utils/,
     ],
     ['wap', ['--strategy', 'wap'], /strategy wap: [\s\S]*Build and test every model in target "audit"/],
-    ['auto', ['--strategy', 'auto'], /strategy blue-green: auto chose blue-green: /],
+    ['auto', ['--strategy', 'auto'], /strategy blue-green: auto chose blue-green \(this warehouse/],
     ['rollback', ['--rollback'], /strategy rollback: [\s\S]*1\. Find the backup taken by the latest deploy/],
   ])('plan for %s prints its steps and touches nothing', async (_name, flags, expected) => {
     const result = await cli(['plan', '--project-dir', project.dir, ...flags]);
@@ -187,6 +211,58 @@ describe('dbt-deploy CLI', () => {
     expect(result.stdout).toMatch(expected);
     expect(await snapshotSchema(project.database, 'analytics')).toEqual({});
     await expectNoDeployStarted();
+  });
+
+  it('approve and abort with nothing running are refused with one line, exit 2; status says none runs', async () => {
+    for (const command of ['approve', 'abort']) {
+      const result = await cli([command, '--project-dir', project.dir]);
+      expect(result.exitCode).toBe(2);
+      expect(result.stderr.trim()).toBe(
+        `dbt-deploy: no deploy of jaffle_shop to prod is running: nothing to ${command}`,
+      );
+    }
+    const status = await cli(['status', '--project-dir', project.dir]);
+    expect(status.exitCode).toBe(0);
+    expect(status.stdout).toContain('no deploy of jaffle_shop to prod is running');
+  });
+
+  it('creates, lists, pauses and deletes a schedule', async () => {
+    const dir = ['--project-dir', project.dir];
+    const created = await cli([
+      'schedule',
+      'create',
+      ...dir,
+      '--cron',
+      '0 6 * * *',
+      '--strategy',
+      'blue-green',
+    ]);
+    expect(created.stderr).toBe('');
+    expect(created.stdout).toContain('schedule dbt-deploy-jaffle_shop-prod created: 0 6 * * * (blue-green)');
+    const again = await cli(['schedule', 'create', ...dir, '--cron', '0 7 * * *']);
+    expect(again.exitCode).toBe(2);
+    expect(again.stderr).toMatch(/already exists/);
+    expect((await cli(['schedule', 'pause', ...dir, '--note', 'freeze'])).stdout).toContain('paused');
+    const listed = JSON.parse((await cli(['schedule', 'list', ...dir, '--json'])).stdout) as Array<{
+      id: string;
+      cron: string[];
+      paused: boolean;
+      note: string;
+      strategy: string;
+    }>;
+    expect(listed).toEqual([
+      expect.objectContaining({
+        id: 'dbt-deploy-jaffle_shop-prod',
+        cron: ['0 6 * * *'],
+        paused: true,
+        note: 'freeze',
+        strategy: 'blue-green',
+      }),
+    ]);
+    expect((await cli(['schedule', 'delete', ...dir])).stdout).toContain('deleted');
+    const gone = await cli(['schedule', 'trigger', ...dir]);
+    expect(gone.exitCode).toBe(2);
+    expect(gone.stderr).toMatch(/no schedule dbt-deploy-jaffle_shop-prod/);
   });
 
   it('deploy --json publishes and prints the result object, exit 0', async () => {

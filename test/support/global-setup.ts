@@ -1,12 +1,13 @@
 /**
- * Starts one Temporal dev server and one PostgreSQL cluster for the whole run (parallel servers race
- * and slow a 2-core machine) and bundles the workflows once, so each test file's worker starts without
- * webpack. Test files that need PostgreSQL create their own database on the shared cluster.
+ * Starts one Temporal dev server (with its Web UI, for the browser test) and one PostgreSQL cluster
+ * for the whole run (parallel servers race and slow a 2-core machine) and bundles the workflows once,
+ * so each test file's worker starts without webpack. Test files that need PostgreSQL create their own
+ * database on the shared cluster.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
-import { type DevServer, startDevServer } from '../../client/dev-server.js';
+import { type DevServer, freePort, startDevServer } from '../../client/dev-server.js';
 import { bundleDeployWorkflows } from '../../worker/worker.js';
 import { TEST_NAMESPACES } from './namespaces.js';
 import { type PostgresServer, type RunningPostgres, startPostgres } from './postgres.js';
@@ -14,6 +15,7 @@ import { type PostgresServer, type RunningPostgres, startPostgres } from './post
 declare module 'vitest' {
   export interface ProvidedContext {
     temporalAddress: string;
+    temporalUiUrl: string;
     workflowBundlePath: string;
     postgres: PostgresServer;
   }
@@ -25,8 +27,9 @@ let postgres: RunningPostgres | undefined;
 export async function setup(project: TestProject): Promise<void> {
   const runDir = join(process.cwd(), '.test-runs');
   await mkdir(runDir, { recursive: true });
+  const uiPort = await freePort();
   const [started, bundle, cluster] = await Promise.allSettled([
-    startDevServer({ startupTimeoutMs: 120_000, extraNamespaces: TEST_NAMESPACES }),
+    startDevServer({ startupTimeoutMs: 120_000, extraNamespaces: TEST_NAMESPACES, uiPort }),
     bundleDeployWorkflows(),
     startPostgres(),
   ]);
@@ -41,6 +44,7 @@ export async function setup(project: TestProject): Promise<void> {
   const workflowBundlePath = join(runDir, 'workflow-bundle.js');
   await writeFile(workflowBundlePath, bundle.value.code);
   project.provide('temporalAddress', started.value.address);
+  project.provide('temporalUiUrl', started.value.uiUrl ?? `http://127.0.0.1:${uiPort}`);
   project.provide('workflowBundlePath', workflowBundlePath);
   const { host, port, user, password, database } = cluster.value;
   project.provide('postgres', { host, port, user, password, database });

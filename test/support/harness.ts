@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DuckDBInstance } from '@duckdb/node-api';
 import pg from 'pg';
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { execa } from 'execa';
 import { inject } from 'vitest';
@@ -21,7 +21,7 @@ import { type DeployOptions, prepareDeploy } from '../../client/preflight.js';
 import type { RawTarget } from '../../examples/jaffle_shop/raw-data.js';
 import { createExampleWorkspace, type ExampleWorkspace } from '../../examples/jaffle_shop/workspace.js';
 import { createDeployWorker, quietRuntime } from '../../worker/worker.js';
-import type { DeployResult } from '../../workflows/types.js';
+import type { DeployInput, DeployResult } from '../../workflows/types.js';
 import type { TestNamespace } from './namespaces.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -54,6 +54,8 @@ export interface TestWorker {
   client: Client;
   deploy(options: DeployOptions): Promise<DeployResult>;
   rollback(options: DeployOptions & { to?: string }): Promise<DeployResult>;
+  /** Starts a deploy without waiting for it: for approvals, aborts and concurrency. */
+  start(options: DeployOptions): Promise<{ handle: WorkflowHandle; input: DeployInput }>;
   refreshMirror(options: DeployOptions): Promise<DeployResult>;
   stop(): Promise<void>;
 }
@@ -76,21 +78,24 @@ export async function startTestWorker(
   const running = worker.run();
   const clientConnection = await Connection.connect({ address });
   const client = new Client({ connection: clientConnection, namespace });
-  const run = async (operation: Operation, options: DeployOptions, rollbackTo?: string) => {
+  const start = async (operation: Operation, options: DeployOptions, rollbackTo?: string) => {
     const prepared = prepareDeploy(options);
-    const input = {
+    const input: DeployInput = {
       ...prepared.input,
       deployId: newDeployId(prepared.input.env),
       ...(rollbackTo ? { rollbackTo } : {}),
     };
-    return deployResult(await startDeploy(client, input, taskQueue, operation));
+    return { handle: await startDeploy(client, input, taskQueue, operation), input };
   };
+  const run = async (operation: Operation, options: DeployOptions, rollbackTo?: string) =>
+    deployResult((await start(operation, options, rollbackTo)).handle);
   return {
     namespace,
     taskQueue,
     client,
     deploy: (options) => run('deploy', options),
-    rollback: ({ to, ...options }) => run('rollback', options, to),
+    start: (options) => start('deploy', options),
+    rollback: ({ to, ...options }) => run('rollback', { ...options, forRollback: true }, to),
     refreshMirror: (options) => run('mirror-refresh', { ...options, strategy: 'mirror' }),
     async stop() {
       worker.shutdown();

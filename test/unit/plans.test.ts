@@ -135,7 +135,7 @@ describe.each(ENGINES)('plans on %s', (engine) => {
   it('auto picks blue-green here and says why', () => {
     const plan = planDeploy({ ...base, engine, strategy: 'auto' });
     expect(plan.strategy).toBe('blue-green');
-    expect(plan.rationale).toMatch(/^auto chose blue-green: this warehouse/);
+    expect(plan.rationale).toMatch(/^auto chose blue-green \(this warehouse .*\): build on/);
     expect(describePlan(plan).length).toBe(plan.steps.length);
   });
 });

@@ -69,7 +69,7 @@ export function planDeploy(input: DeployInput, capabilities = CAPABILITIES[input
   if (input.strategy === 'auto') {
     const choice = chooseStrategy(capabilities);
     strategy = choice.strategy;
-    chosen = `auto chose ${choice.strategy}: ${choice.why}. `;
+    chosen = `auto chose ${choice.strategy} (${choice.why}): `;
   } else {
     strategy = input.strategy;
   }

@@ -1,0 +1,121 @@
+/**
+ * The Temporal Web UI as an operator uses it: headless Chromium finds a finished deploy by the search
+ * attributes the workflow keeps and opens it to see its steps. The screenshots are kept under
+ * .test-runs/ui/ so a person can check what the assertions saw.
+ */
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { type Browser, chromium, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { exampleProject, ROOT, startTestWorker, type TestWorker } from '../support/harness.js';
+import type { DeployResult } from '../../workflows/types.js';
+
+/** Debian's build: playwright's own browser downloads cannot reach their host from these machines. */
+const CHROMIUM = '/usr/bin/chromium';
+const SCREENSHOTS = join(ROOT, '.test-runs', 'ui');
+const QUERY = 'DbtDeployProject = "jaffle_shop" AND DbtDeployStatus = "published"';
+/** The UI is a single-page app that loads its data after the page: a cold first render is slow on 2 cores. */
+const UI_TIMEOUT_MS = 60_000;
+
+interface Session {
+  page: Page;
+  worker: TestWorker;
+  deploy: DeployResult;
+}
+
+describe('Temporal Web UI', () => {
+  let browser: Browser | undefined;
+  let worker: TestWorker | undefined;
+  let session: Session | undefined;
+
+  beforeAll(async () => {
+    // Without Chromium each test fails on its own (below): a failing beforeAll would count them as skipped.
+    if (!existsSync(CHROMIUM)) return;
+    await mkdir(SCREENSHOTS, { recursive: true });
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+    const page = await browser.newPage({ viewport: { width: 1600, height: 1300 } });
+    page.setDefaultTimeout(UI_TIMEOUT_MS);
+    const project = await exampleProject();
+    worker = await startTestWorker('test-ui');
+    session = { page, worker, deploy: await worker.deploy({ projectDir: project.dir }) };
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await worker?.stop();
+  });
+
+  /** CI installs Chromium, so its absence is a broken setup to report, not a reason to skip. */
+  function ui(): Session {
+    if (!session) {
+      throw new Error(`${CHROMIUM} is missing: run \`scripts/setup --browser\` to install Debian's chromium`);
+    }
+    return session;
+  }
+
+  /** The deploys list, filtered the way an operator would look for this one. */
+  async function openDeployList({ page, worker }: Session): Promise<void> {
+    const query = encodeURIComponent(QUERY);
+    await page.goto(`${inject('temporalUiUrl')}/namespaces/${worker.namespace}/workflows?query=${query}`);
+  }
+
+  /** The deploy's own page, reached from the list as a person would. */
+  async function openDeploy(session: Session): Promise<void> {
+    const { page, deploy } = session;
+    await openDeployList(session);
+    await page.getByRole('link', { name: deploy.workflowId, exact: true }).click();
+    await page.waitForURL(`**/workflows/${deploy.workflowId}/**`);
+    // The click leaves the pointer where the timeline opens, and its hover box covers a step's label.
+    await page.mouse.move(0, 0);
+  }
+
+  it('lists the published deploy when filtered by its project and status', async () => {
+    const session = ui();
+    const { page, worker, deploy } = session;
+    expect(deploy.status).toBe('published');
+    expect(deploy.workflowId).toBe('dbt-deploy-jaffle_shop-prod');
+    // Visibility is written after the workflow closes: a page loaded before that never shows the row.
+    await expect
+      .poll(async () => (await worker.client.workflow.count(QUERY)).count, { timeout: 15_000 })
+      .toBeGreaterThan(0);
+
+    await openDeployList(session);
+    const row = page.getByRole('row').filter({ hasText: deploy.workflowId });
+    await row.waitFor();
+    await page.screenshot({ path: join(SCREENSHOTS, 'deploy-list.png') });
+    expect(await row.innerText()).toContain('Completed');
+    expect(await row.innerText()).toContain('deployWorkflow');
+  });
+
+  it("opens the deploy and shows every step's title in its event timeline", async () => {
+    const session = ui();
+    const { page, deploy } = session;
+    await openDeploy(session);
+
+    // Each activity carries its step title as its summary, and the timeline labels the activity with it.
+    const titles = deploy.steps.map((s) => s.title);
+    expect(titles.some((t) => t.startsWith('Build and test every model'))).toBe(true);
+    expect(titles.some((t) => t.startsWith('Audit:'))).toBe(true);
+    for (const title of titles) {
+      await page.getByText(title).filter({ visible: true }).first().waitFor();
+    }
+    await page.screenshot({ path: join(SCREENSHOTS, 'deploy-history.png') });
+  });
+
+  it('shows every step as completed under User Metadata', async () => {
+    const session = ui();
+    const { page, deploy } = session;
+    await openDeploy(session);
+    await page.getByRole('tab', { name: 'User Metadata' }).click();
+    await page.getByText('Events with Metadata').waitFor();
+
+    for (const step of deploy.steps) {
+      // UI 2.42.1 renders an event as <div><div><p>Activity</p><span>title</span></div><div>status</div>
+      // </div>. Matching the whole row's text makes a changed layout fail here, not pass on a neighbour.
+      const title = page.getByText(step.title, { exact: true }).filter({ visible: true }).first();
+      const row = title.locator('xpath=../..');
+      expect((await row.innerText()).replace(/\s+/g, ' ').trim()).toBe(`Activity ${step.title} Completed`);
+    }
+    await page.screenshot({ path: join(SCREENSHOTS, 'deploy-steps.png') });
+  });
+});

@@ -1,0 +1,165 @@
+/**
+ * A worker lost in the middle of a deploy, as when its machine dies: SIGKILL takes the `dbt-deploy
+ * worker` process and its dbt child at once. A second worker process takes over; the lost build is
+ * retried once its heartbeat times out, and the deploy publishes exactly once. SIGTERM then drains
+ * the second worker, which exits 0.
+ */
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
+import { decodeTimeoutType } from '@temporalio/common';
+import { execa, type Result, type ResultPromise } from 'execa';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { deployProgress, deployResult, newDeployId, startDeploy } from '../../client/deploys.js';
+import { prepareDeploy } from '../../client/preflight.js';
+import { type ExampleProject, exampleProject, ROOT, snapshotSchema } from '../support/harness.js';
+import type { TestNamespace } from '../support/namespaces.js';
+
+const CLI = join(ROOT, 'bin', 'dbt-deploy');
+const NAMESPACE: TestNamespace = 'test-crash';
+
+type WorkerProcess = ResultPromise<{ detached: true; reject: false; stdin: 'ignore' }>;
+
+describe('a worker killed mid-deploy', () => {
+  const taskQueue = `crash-${randomBytes(4).toString('hex')}`;
+  const workers: WorkerProcess[] = [];
+  let project: ExampleProject;
+  let connection: Connection;
+  let client: Client;
+
+  beforeAll(async () => {
+    project = await exampleProject();
+    connection = await Connection.connect({ address: inject('temporalAddress') });
+    client = new Client({ connection, namespace: NAMESPACE });
+  });
+
+  afterAll(async () => {
+    for (const worker of workers) if (worker.exitCode === null) killGroup(worker, 'SIGKILL');
+    await connection?.close();
+  });
+
+  /** Leads its own process group, so one signal reaches the worker, tsx and dbt alike. */
+  function startWorker(): WorkerProcess {
+    const worker = execa(CLI, ['worker'], {
+      detached: true,
+      reject: false,
+      stdin: 'ignore',
+      env: {
+        TEMPORAL_ADDRESS: inject('temporalAddress'),
+        TEMPORAL_NAMESPACE: NAMESPACE,
+        DBT_DEPLOY_TASK_QUEUE: taskQueue,
+      },
+    });
+    workers.push(worker);
+    return worker;
+  }
+
+  it('resumes on a new worker and publishes exactly once; SIGTERM then drains that worker', async () => {
+    const first = startWorker();
+    const prepared = prepareDeploy({ projectDir: project.dir });
+    const input = { ...prepared.input, deployId: newDeployId(prepared.input.env) };
+    const handle = await startDeploy(client, input, taskQueue);
+
+    await until('the build step runs dbt', async () => {
+      const progress = await deployProgress(handle).catch(() => undefined);
+      return (
+        progress?.step?.id === 'build' && progress.step.status === 'running' && (await dbtBuildIn(first))
+      );
+    });
+    killGroup(first, 'SIGKILL');
+    await first;
+    expect(await dbtBuildIn(first)).toBe(false);
+
+    const second = startWorker();
+    const result = await deployResult(handle);
+
+    expect(result.status, result.reason).toBe('published');
+    const activities = await activityHistory(handle);
+    expect(activities.completed.filter((type) => type === 'publishTables')).toHaveLength(1);
+    const build = activities.started.find((a) => a.type === 'dbtBuild');
+    // History records only the attempt that finished, with the failure of the one before it.
+    expect(build?.attempt).toBeGreaterThan(1);
+    expect(build?.lastFailure).toBe('HEARTBEAT');
+
+    const prod = await snapshotSchema(project, 'analytics');
+    const staging = await snapshotSchema(project, 'analytics_staging');
+    expect(prod['fct_orders']?.rows).toBe(600);
+    for (const [name, relation] of Object.entries(prod)) expect(relation, name).toEqual(staging[name]);
+
+    // tsx relays the signal to the worker, as a process manager signalling the main process would.
+    second.kill('SIGTERM');
+    const stopped = await within(15_000, second);
+    expect(stopped.exitCode, String(stopped.stderr)).toBe(0);
+    const logs = String(stopped.stdout)
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as { level?: string; message?: string; time?: string });
+    expect(logs.length).toBeGreaterThan(0);
+    expect(logs[0]).toMatchObject({ level: expect.any(String), message: expect.any(String) });
+    expect(logs.map((l) => l.message)).toEqual(
+      expect.arrayContaining(['worker polling', expect.stringMatching(/^draining/), 'worker stopped']),
+    );
+  }, 300_000);
+});
+
+function killGroup(worker: WorkerProcess, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-worker.pid!, signal);
+  } catch {
+    // The group is already gone.
+  }
+}
+
+/** Looks only in the worker's process group: other test files run dbt at the same time. */
+async function dbtBuildIn(worker: WorkerProcess): Promise<boolean> {
+  const found = await execa('pgrep', ['-g', String(worker.pid), '-f', 'dbt build'], { reject: false });
+  return found.exitCode === 0;
+}
+
+async function until(what: string, check: () => Promise<boolean>, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
+async function within(ms: number, worker: WorkerProcess): Promise<Result> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`worker still running ${ms} ms after SIGTERM`)), ms);
+  });
+  try {
+    return await Promise.race([worker, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+interface ActivityHistory {
+  completed: string[];
+  started: Array<{ type: string; attempt: number; lastFailure?: string }>;
+}
+
+/** Activity types as the workflow history records them; `lastFailure` is the earlier attempt's timeout kind. */
+async function activityHistory(handle: WorkflowHandle): Promise<ActivityHistory> {
+  const events = (await handle.fetchHistory()).events ?? [];
+  const types = new Map<string, string>();
+  const history: ActivityHistory = { completed: [], started: [] };
+  for (const event of events) {
+    const scheduled = event.activityTaskScheduledEventAttributes;
+    if (scheduled) types.set(String(event.eventId), scheduled.activityType?.name ?? '');
+    const started = event.activityTaskStartedEventAttributes;
+    if (started) {
+      const timeout = started.lastFailure?.timeoutFailureInfo?.timeoutType;
+      history.started.push({
+        type: types.get(String(started.scheduledEventId)) ?? '',
+        attempt: started.attempt ?? 0,
+        ...(timeout ? { lastFailure: decodeTimeoutType(timeout) } : {}),
+      });
+    }
+    const completed = event.activityTaskCompletedEventAttributes;
+    if (completed) history.completed.push(types.get(String(completed.scheduledEventId)) ?? '');
+  }
+  return history;
+}

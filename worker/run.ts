@@ -1,0 +1,110 @@
+/**
+ * The `dbt-deploy worker` process. Logs go to stdout as one JSON object per line, so a log pipeline
+ * can filter by workflowId or activityType. SIGTERM or SIGINT drains it: no new tasks, running dbt
+ * steps get the grace time to finish, then they are cancelled and Temporal retries them on another
+ * worker; the process then exits 0.
+ */
+import { DefaultLogger, type LogEntry, type Logger, Runtime } from '@temporalio/worker';
+import { type TemporalSettings, temporalSettings } from '../client/connection.js';
+import { UsageError } from '../client/errors.js';
+import { createDeployWorker } from './worker.js';
+
+export type LogFormat = 'json' | 'text';
+
+export interface RunWorkerOptions {
+  /** @default temporalSettings() (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, DBT_DEPLOY_TASK_QUEUE) */
+  settings?: TemporalSettings;
+  /** `json`: one object per line on stdout; `text`: the SDK's readable lines on stderr. @default 'json' */
+  logFormat?: LogFormat;
+  /** @default 4 */
+  maxConcurrentActivities?: number;
+  /** @default 40 */
+  maxConcurrentWorkflowTasks?: number;
+  /** A duration with a unit, e.g. `90s` or `5 minutes`. @default '60 seconds' */
+  shutdownGraceTime?: string;
+}
+
+const STOP_SIGNALS = ['SIGTERM', 'SIGINT'] as const;
+
+export async function runWorker(options: RunWorkerOptions = {}): Promise<void> {
+  const settings = options.settings ?? temporalSettings();
+  const shutdownGraceTime = options.shutdownGraceTime ?? '60 seconds';
+  // The SDK reads a bare number as milliseconds: "60" would cancel dbt almost at once.
+  if (/^\s*\d+(\.\d+)?\s*$/.test(shutdownGraceTime)) {
+    throw new UsageError(`--shutdown-grace-time needs a unit, e.g. "${shutdownGraceTime.trim()}s"`);
+  }
+  const logger = installRuntime(options.logFormat ?? 'json');
+  const { worker, connection } = await createDeployWorker({
+    ...settings,
+    shutdownGraceTime,
+    ...(options.maxConcurrentActivities
+      ? { maxConcurrentActivityTaskExecutions: options.maxConcurrentActivities }
+      : {}),
+    ...(options.maxConcurrentWorkflowTasks
+      ? { maxConcurrentWorkflowTaskExecutions: options.maxConcurrentWorkflowTasks }
+      : {}),
+  });
+  const drain = (signal: NodeJS.Signals) => {
+    // A second signal (a process manager and tsx may both relay one) must not end the drain early.
+    if (worker.getState() !== 'RUNNING') return;
+    // Activities still running after the grace time are cancelled, fail, and are retried elsewhere.
+    logger.info('draining: no new tasks, running activities may finish within the grace time', {
+      signal,
+      inFlightActivities: worker.getStatus().numInFlightActivities,
+      shutdownGraceTime,
+    });
+    worker.shutdown();
+  };
+  for (const signal of STOP_SIGNALS) process.on(signal, drain);
+  logger.info('worker polling', { ...settings, shutdownGraceTime });
+  try {
+    await worker.run();
+  } finally {
+    for (const signal of STOP_SIGNALS) process.off(signal, drain);
+    await connection.close();
+  }
+  logger.info('worker stopped');
+}
+
+/**
+ * Must run before the first connection: the Runtime is a per-process singleton. Signals are handled
+ * here rather than by the SDK so the drain is logged and a repeated signal is ignored.
+ */
+function installRuntime(format: LogFormat): Logger {
+  if (format === 'text') {
+    const logger = new DefaultLogger('INFO');
+    Runtime.install({ logger, shutdownSignals: [] });
+    return logger;
+  }
+  const logger = new DefaultLogger('INFO', writeJsonLine);
+  Runtime.install({
+    logger,
+    shutdownSignals: [],
+    // Without forwarding, the native core prints its own warnings as plain text.
+    telemetryOptions: { logging: { filter: { core: 'WARN', other: 'ERROR' }, forward: {} } },
+  });
+  return logger;
+}
+
+function writeJsonLine({ level, message, meta, timestampNanos }: LogEntry): void {
+  const time = new Date(Number(timestampNanos / 1_000_000n)).toISOString();
+  const fields = { time, level: level.toLowerCase(), message };
+  let line: string;
+  try {
+    // The fixed fields lead each line, and no meta key can overwrite them.
+    line = JSON.stringify({ ...fields, ...meta, ...fields }, jsonValue);
+  } catch {
+    // A circular meta value must not lose the line itself.
+    line = JSON.stringify(fields);
+  }
+  process.stdout.write(`${line}\n`);
+}
+
+/** Errors would serialise as `{}` and bigints would throw. */
+function jsonValue(_key: string, value: unknown): unknown {
+  if (typeof value === 'bigint') return value.toString();
+  if (value instanceof Error) {
+    return { name: value.name, message: value.message, stack: value.stack, cause: value.cause };
+  }
+  return value;
+}

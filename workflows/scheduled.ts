@@ -1,0 +1,47 @@
+/**
+ * What a schedule starts. Schedules add a timestamp to the workflow ids they start, so a scheduled
+ * run would not collide with a manual deploy by id; this workflow starts the deploy as a child under
+ * the environment's one workflow id instead, so manual and scheduled deploys share the same guard.
+ */
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
+import { ParentClosePolicy, startChild, uuid4, workflowInfo } from '@temporalio/workflow';
+import { deployWorkflow } from './deploy.js';
+import type { DeployInput, DeployResult } from './types.js';
+
+export type ScheduledInput = Omit<DeployInput, 'deployId'>;
+
+export interface ScheduledOutcome {
+  /** Set when the deploy ran; its failure fails this workflow too. */
+  result?: DeployResult;
+  /** Set when another deploy of the environment was running: this run did nothing. */
+  skipped?: string;
+}
+
+export async function scheduledDeployWorkflow(input: ScheduledInput): Promise<ScheduledOutcome> {
+  const stamp = workflowInfo()
+    .startTime.toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\..*$/, '')
+    .toLowerCase();
+  const deployId = `${input.env}-${stamp}-${uuid4().slice(0, 4)}`;
+  const workflowId = `dbt-deploy-${input.project}-${input.env}`;
+  try {
+    const child = await startChild(deployWorkflow, {
+      workflowId,
+      args: [{ ...input, deployId }],
+      // The deploy finishes (or compensates) on its own even if this wrapper is terminated.
+      parentClosePolicy: ParentClosePolicy.ABANDON,
+      workflowIdReusePolicy: 'ALLOW_DUPLICATE',
+      staticSummary: `Scheduled deploy of ${input.project} to ${input.env} with ${input.strategy}`,
+      memo: { deployId, operation: 'deploy' },
+    });
+    return { result: await child.result() };
+  } catch (error) {
+    if (error instanceof WorkflowExecutionAlreadyStartedError) {
+      return {
+        skipped: `a deploy of ${input.project} to ${input.env} is already running (workflow ${workflowId})`,
+      };
+    }
+    throw error;
+  }
+}
