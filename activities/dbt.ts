@@ -85,6 +85,8 @@ export async function runDbt(invocation: DbtInvocation): Promise<DbtOutcome> {
   const progress: DbtProgress = { done: 0, total: 0, failed: 0 };
   const errors: string[] = [];
   const listed: string[] = [];
+  // Ctrl-C on a worker in a terminal reaches dbt too; dbt then exits 2, like a broken project would.
+  let interrupted = false;
   const child = execa(bin, args, {
     cwd: invocation.projectDir,
     env: { ...DBT_ENV },
@@ -100,6 +102,7 @@ export async function runDbt(invocation: DbtInvocation): Promise<DbtOutcome> {
     if (!event) continue;
     if (applyEvent(progress, event)) invocation.onProgress?.({ ...progress });
     if (event.level === 'error' && event.msg) errors.push(event.msg);
+    if (event.name === 'MainKeyboardInterrupt') interrupted = true;
     // `dbt ls` prints each resource as a PrintEvent whose message is the resource's JSON.
     if (event.name === 'PrintEvent' && event.msg?.startsWith('{')) listed.push(event.msg);
   }
@@ -107,7 +110,8 @@ export async function runDbt(invocation: DbtInvocation): Promise<DbtOutcome> {
   if (result.isCanceled) throw new Error('dbt was cancelled');
   // Killed from outside (Ctrl-C reaching the whole process group, a service manager stopping the
   // worker): nothing is wrong with the project, so the step may be retried; a plain Error is retryable.
-  if (result.signal) throw new Error(`dbt ${invocation.args[0]} was stopped by ${result.signal}`);
+  if (result.signal || interrupted)
+    throw new Error(`dbt ${invocation.args[0]} was stopped by ${result.signal ?? 'SIGINT'}`);
   const exitCode = result.exitCode ?? -1;
   if (exitCode !== 0 && exitCode !== 1) {
     const detail =

@@ -630,7 +630,12 @@ async function pruneBackups(
   const database = databaseOf(connection(input, input.targets.prod));
   const all = (await w.listBackups(database)).filter((b) => b.env === input.env);
   const stale = all.slice(keep).filter((b) => !protect.includes(b.deployId));
-  for (const backup of stale) await w.dropBackup(backup);
+  try {
+    for (const backup of stale) await w.dropBackup(backup);
+  } catch (error) {
+    // Retention is housekeeping: failing it must not roll back a deploy that was verified.
+    return `; could not drop older backups (${error instanceof Error ? error.message : String(error)})`;
+  }
   return stale.length > 0 ? `; dropped ${stale.length} older backups (backups.keep: ${keep})` : '';
 }
 
@@ -759,7 +764,7 @@ async function dbt(
     if (error instanceof DbtInvocationError) throw ApplicationFailure.nonRetryable(error.message, error.name);
     // Reported as a cancellation, not a failure: the workflow then knows the step was stopped on purpose.
     if (context.cancellationSignal.aborted)
-      throw new CancelledFailure(`dbt ${args[0]} was stopped: the deploy was aborted`);
+      throw new CancelledFailure(`dbt ${args[0]} was stopped: the step was cancelled`);
     throw error;
   }
 }

@@ -126,7 +126,8 @@ export async function deployProgress(handle: WorkflowHandle): Promise<LiveProgre
       };
     }
   }
-  return { ...progress, dbt };
+  // A query answers with workflow time, which stands still during a long step: count on the client's clock.
+  return { ...progress, elapsedMs: Date.now() - Date.parse(progress.startedAt), dbt };
 }
 
 /** The environment's deploy (or rollback, or mirror refresh) that is running now, if any. */

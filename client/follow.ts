@@ -20,6 +20,14 @@ export function followDeploy(handle: WorkflowHandle, output: FollowOutput, every
     while (!stopped) {
       try {
         const progress = await deployProgress(handle);
+        // The result may have been printed while the query was on its way.
+        if (stopped) return;
+        if (progress.approval && !seen.has('approval')) {
+          seen.set('approval', 'waiting');
+          output.print(
+            `${seconds(progress)} waiting for approval until ${progress.approval.deadline} (then: ${progress.approval.onTimeout}): dbt-deploy approve|abort --env <env>`,
+          );
+        }
         for (const [index, step] of progress.steps.entries()) {
           if (step.status === 'pending' || seen.get(step.id) === step.status) continue;
           seen.set(step.id, step.status);

@@ -155,6 +155,13 @@ function approvalOf(
   configPath: string,
 ): DeployInput['approval'] | undefined {
   if (!config.approval.required && !options.requireApproval) return undefined;
+  // The gate guards what a deploy publishes: a rollback or a raw-layer refresh does not wait at it.
+  if (options.forRollback || options.strategy === 'mirror') return undefined;
+  if (/^\s*\d+(\.\d+)?\s*$/.test(config.approval.timeout)) {
+    throw new UsageError(
+      `${configPath}: approval.timeout: "${config.approval.timeout}" needs a unit (e.g. ${config.approval.timeout.trim()}m or 24h); a bare number would mean milliseconds`,
+    );
+  }
   let ms: number;
   try {
     ms = msToNumber(config.approval.timeout as Duration);

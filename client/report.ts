@@ -33,7 +33,12 @@ export function formatResult(result: DeployResult, uiUrl?: string | null, namesp
     lines.push(
       `  previous prod kept in: ${result.backup.location.database}.${result.backup.location.schema}`,
     );
+  if (result.decision)
+    lines.push(
+      `  ${result.decision.kind} by ${result.decision.by} at ${result.decision.at}${result.decision.note ? `: ${result.decision.note}` : ''}`,
+    );
   if (result.artifactsDir) lines.push(`  artifacts: ${result.artifactsDir}`);
+  if (result.report) lines.push(`  report: ${result.report}`);
   if (uiUrl) {
     lines.push(
       `  history: ${uiUrl}/namespaces/${namespace}/workflows/${encodeURIComponent(result.workflowId)}`,

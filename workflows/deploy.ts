@@ -12,6 +12,7 @@ import {
   CancellationScope,
   condition,
   isCancellation,
+  log,
   patched,
   proxyActivities,
   setCurrentDetails,
@@ -255,12 +256,18 @@ async function runPlan(input: DeployInput, plan: Plan): Promise<DeployResult> {
     enter('done');
     if (!observable) return result;
     upsertSearchAttributes([{ key: statusKey, value: result.status }]);
-    const { report } = await activities.writeReport.executeWithOptions(
-      { ...ACTIVITY_DEFAULTS, summary: 'Write the deploy report (markdown and JSON)' },
-      [{ input, result }],
-    );
+    let report: string | undefined;
+    try {
+      ({ report } = await activities.writeReport.executeWithOptions(
+        { ...ACTIVITY_DEFAULTS, summary: 'Write the deploy report (markdown and JSON)' },
+        [{ input, result }],
+      ));
+    } catch (error) {
+      // Bookkeeping: a report that cannot be written must not undo a deploy that was verified.
+      log.warn('the deploy report was not written', { error: messageOf(error) });
+    }
     await condition(allHandlersFinished);
-    return { ...result, report };
+    return report ? { ...result, report } : result;
   }
 }
 

@@ -9,7 +9,7 @@ export const DEPLOY_SEARCH_ATTRIBUTES = {
   DbtDeployProject: 'Keyword',
   DbtDeployEnv: 'Keyword',
   DbtDeployStrategy: 'Keyword',
-  /** Where the deploy is: `building`, `auditing`, `awaiting-approval`, `publishing`, `verifying`, `compensating`, `done`. */
+  /** Where the deploy is: a `DeployPhase` (`preparing`, `building`, `auditing`, `awaiting-approval`, ...). */
   DbtDeployPhase: 'Keyword',
   /** `running` until the end, then the result's status (`published`, `rolled_back`, `aborted`, `failed`). */
   DbtDeployStatus: 'Keyword',

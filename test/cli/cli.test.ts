@@ -195,7 +195,7 @@ describe('dbt-deploy CLI', () => {
     [
       'blue-green',
       ['--strategy', 'blue-green'],
-      /strategy blue-green: .*\n[\s\S]*Copy every table of "prod" into "staging"/,
+      /strategy blue-green: .*\n[\s\S]*Copy the project's tables from "prod" into "staging"/,
     ],
     [
       'clone-back',

@@ -15,6 +15,7 @@ import type { DeployResult } from '../../workflows/types.js';
 import {
   type ExampleProject,
   exampleProject,
+  keepHistory,
   ROOT,
   snapshotSchema,
   startTestWorker,
@@ -91,6 +92,7 @@ describe.sequential('operating deploys', () => {
     );
     const result = await deployResult(handle);
     results.push(result);
+    await keepHistory(worker, result.workflowId, 'wac-approved');
     expect(result.status).toBe('published');
     expect(result.decision).toMatchObject({ kind: 'approved', by: 'ana@data', note: 'numbers checked' });
     expect((await snapshotSchema(project, PROD))['fct_orders']?.rows).toBe(600);
@@ -134,6 +136,7 @@ describe.sequential('operating deploys', () => {
       await waitFor('dbt to exit', async () => ((await dbtRunning()) ? undefined : true), 10_000);
       const result = await deployResult(handle);
       results.push(result);
+      await keepHistory(worker, result.workflowId, 'wac-aborted-mid-build');
       expect(result.status).toBe('aborted');
       expect(result.reason).toBe('aborted by tester: too slow');
       expect(result.steps.find((s) => s.id === 'build')?.status).toBe('failed');

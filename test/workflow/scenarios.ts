@@ -80,7 +80,9 @@ function pick<T>(record: Record<string, T>, names: string[]): Record<string, T> 
 export function strategyMatrix(
   engine: Engine,
   namespace: TestNamespace,
-  strategies: readonly Strategy[] = ['blue-green', 'clone-back', 'wap', 'wac'],
+  strategies: readonly Strategy[],
+  /** A failing audit stops every strategy before prod in the same code path; one engine checks them all. */
+  failingAuditFor: readonly Strategy[] = strategies,
 ): void {
   describe.each(strategies)(`%s on ${engine}`, (strategy) => {
     let project: ExampleProject;
@@ -118,7 +120,7 @@ export function strategyMatrix(
       expect(result.published).toHaveLength(PUBLISHED[strategy].length);
     });
 
-    it('stops at a failing audit with prod unchanged', async () => {
+    it.runIf(failingAuditFor.includes(strategy))('stops at a failing audit with prod unchanged', async () => {
       const before = await snapshotSchema(project, PROD);
       const backupsBefore = await backupSchemas(project);
 

@@ -26,7 +26,7 @@ export function syncStep(input: DeployInput, buildTarget: string, capabilities: 
   return {
     id: 'sync',
     activity: 'syncFromProd',
-    title: `${how} every table of "${input.targets.prod}" into "${buildTarget}" so the build starts from prod`,
+    title: `${how} the project's tables from "${input.targets.prod}" into "${buildTarget}" so the build starts from prod`,
     touches: 'staging',
     args: { buildTarget },
   };
