@@ -12,6 +12,7 @@ import { Connection } from '@temporalio/client';
 import { execa, type ResultPromise } from 'execa';
 import { UsageError } from './errors.js';
 import { DEPLOY_SEARCH_ATTRIBUTES } from '../workflows/search-attributes.js';
+import { addSearchAttributes } from './search-attributes.js';
 
 export const PROJECT_TEMPORAL_CLI = fileURLToPath(new URL('../.tools/bin/temporal', import.meta.url));
 
@@ -103,8 +104,18 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
     }
     try {
       const connection = await Connection.connect({ address, connectTimeout: '1 second' });
-      await connection.workflowService.getSystemInfo({});
-      await connection.close();
+      try {
+        await connection.workflowService.getSystemInfo({});
+        // A history file from an earlier start keeps its namespaces, and the server then skips
+        // `--search-attribute`: add whatever is missing, so every deploy can record its attributes.
+        for (const name of [namespace, ...(options.extraNamespaces ?? [])])
+          await addSearchAttributes(connection, name, {
+            ...DEPLOY_SEARCH_ATTRIBUTES,
+            ...options.searchAttributes,
+          });
+      } finally {
+        await connection.close();
+      }
       break;
     } catch (error) {
       if (Date.now() > deadline) {
