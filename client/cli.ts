@@ -37,6 +37,14 @@ function targetOptions(command: Command): Command {
     .option('--vars <yaml>', "dbt vars for every dbt invocation, e.g. '{key: value}'");
 }
 
+/** For commands on a running or past deploy: which project and environment; no dbt, no profile. */
+function environmentOptions(command: Command): Command {
+  return command
+    .option('--project-dir <dir>', 'the dbt project, as with dbt', '.')
+    .option('--config <file>', 'deploy configuration (default: deploy.yml beside dbt_project.yml)')
+    .option('--env <name>', 'environment from deploy.yml', 'prod');
+}
+
 function deployOptions(command: Command): Command {
   return targetOptions(command).addOption(
     new Option('--strategy <name>', 'override the configured strategy').choices([...STRATEGIES]),
@@ -95,7 +103,7 @@ export function buildCli(): Command {
     });
 
   for (const kind of ['approve', 'abort'] as const) {
-    targetOptions(program.command(kind))
+    environmentOptions(program.command(kind))
       .description(
         kind === 'approve'
           ? 'let the deploy waiting at the approval gate publish; refused when none waits'
@@ -117,7 +125,7 @@ export function buildCli(): Command {
       });
   }
 
-  targetOptions(program.command('status'))
+  environmentOptions(program.command('status'))
     .description("follow the environment's running deploy until it ends, or say that none runs")
     .option('--json', 'print the result object as one JSON line when it ends')
     .action(async (options: DeployOptions & { json?: boolean }) => {
@@ -125,13 +133,17 @@ export function buildCli(): Command {
       const client = await connectClient(temporalSettings());
       const handle = await runningDeploy(client, project, env);
       if (!handle) {
-        console.log(`no deploy of ${project} to ${env} is running (see \`dbt-deploy history --env ${env}\`)`);
+        console.log(
+          options.json
+            ? 'null'
+            : `no deploy of ${project} to ${env} is running (see \`dbt-deploy history --env ${env}\`)`,
+        );
         return;
       }
       await followToEnd(handle, options);
     });
 
-  targetOptions(program.command('history'))
+  environmentOptions(program.command('history'))
     .description(
       'past deploys of the environment, newest first (status, strategy, start, duration, approver)',
     )
@@ -157,7 +169,7 @@ export function buildCli(): Command {
       const id = await createSchedule(client, input, options.cron, settings.taskQueue);
       console.log(`schedule ${id} created: ${options.cron} (${input.strategy})`);
     });
-  targetOptions(schedule.command('list'))
+  environmentOptions(schedule.command('list'))
     .description("the project's schedules")
     .option('--json', 'print one JSON array')
     .action(async (options: DeployOptions & { json?: boolean }) => {
@@ -172,27 +184,27 @@ export function buildCli(): Command {
           );
     });
   for (const change of ['pause', 'unpause', 'trigger', 'delete'] as const) {
-    targetOptions(schedule.command(change))
-      .description(
-        {
-          pause: 'stop starting deploys until unpaused',
-          unpause: 'start deploys again',
-          trigger: 'start a deploy now (skipped if one is running)',
-          delete: 'remove the schedule (running deploys go on)',
-        }[change],
-      )
-      .option('--note <text>', 'why (pause, unpause)')
-      .action(async (options: DeployOptions & { note?: string }) => {
-        const { project, env } = identifyEnvironment(options);
-        const id = await changeSchedule(
-          await connectClient(temporalSettings()),
-          project,
-          env,
-          change,
-          options.note,
-        );
-        console.log(`schedule ${id}: ${change}${change.endsWith('e') ? 'd' : 'ed'}`);
-      });
+    const command = environmentOptions(schedule.command(change)).description(
+      {
+        pause: 'stop starting deploys until unpaused',
+        unpause: 'start deploys again',
+        trigger: 'start a deploy now (skipped if one is running)',
+        delete: 'remove the schedule (running deploys go on)',
+      }[change],
+    );
+    if (change === 'pause' || change === 'unpause')
+      command.option('--note <text>', 'why, shown by `schedule list`');
+    command.action(async (options: DeployOptions & { note?: string }) => {
+      const { project, env } = identifyEnvironment(options);
+      const id = await changeSchedule(
+        await connectClient(temporalSettings()),
+        project,
+        env,
+        change,
+        options.note,
+      );
+      console.log(`schedule ${id}: ${change}${change.endsWith('e') ? 'd' : 'ed'}`);
+    });
   }
 
   targetOptions(program.command('rollback'))
@@ -220,6 +232,10 @@ export function buildCli(): Command {
   deployOptions(program.command('plan'))
     .description('print the steps a deploy would run; touches nothing')
     .option('--rollback', 'print the plan of `dbt-deploy rollback` instead')
+    .option(
+      '--require-approval',
+      'show the plan with the approval gate, as `deploy --require-approval` runs it',
+    )
     .action((options: DeployOptions & { rollback?: boolean }) => {
       const prepared = prepareDeploy({ ...options, forRollback: options.rollback === true });
       const input = { ...prepared.input, deployId: '<deploy id>' };
@@ -228,6 +244,7 @@ export function buildCli(): Command {
         formatPlan(
           plan,
           `plan for ${prepared.input.project} -> ${prepared.input.env} (${prepared.input.engine})`,
+          input,
         ),
       );
     });

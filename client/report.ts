@@ -1,6 +1,6 @@
 /** Renders a deploy's result for a person at a terminal; `--json` prints the object itself. */
 import { describePlan, type Plan } from '../workflows/plan.js';
-import type { DeployResult, StepRecord } from '../workflows/types.js';
+import type { DeployInput, DeployResult, StepRecord } from '../workflows/types.js';
 
 const MARKS: Record<StepRecord['status'], string> = {
   pending: ' ',
@@ -47,6 +47,8 @@ export function formatResult(result: DeployResult, uiUrl?: string | null, namesp
   return lines.join('\n');
 }
 
-export function formatPlan(plan: Plan, header: string): string {
-  return [header, `strategy ${plan.strategy}: ${plan.rationale}`, '', ...describePlan(plan)].join('\n');
+export function formatPlan(plan: Plan, header: string, input: Pick<DeployInput, 'approval'> = {}): string {
+  return [header, `strategy ${plan.strategy}: ${plan.rationale}`, '', ...describePlan(plan, input)].join(
+    '\n',
+  );
 }

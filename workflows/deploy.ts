@@ -22,7 +22,7 @@ import {
 } from '@temporalio/workflow';
 import { msToNumber } from '@temporalio/common/lib/time.js';
 import type { DeployActivities, DeployState, StepOutcome } from '../activities/steps.js';
-import { type Compensation, type Plan, STEP_ICONS, type Step } from './plan.js';
+import { approvalGateIndex, type Compensation, type Plan, STEP_ICONS, type Step } from './plan.js';
 import {
   abortUpdate,
   approveUpdate,
@@ -281,12 +281,6 @@ function noteOf(request: DecisionRequest): { note?: string } {
 
 function abortReason(decision: Decision): string {
   return `aborted by ${decision.by}${decision.note ? `: ${decision.note}` : ''}`;
-}
-
-/** The approval gate sits right before the first step that changes prod or keeps a backup. */
-function approvalGateIndex(plan: Plan, input: DeployInput): number {
-  if (!input.approval?.required) return -1;
-  return plan.steps.findIndex((s) => s.touches === 'prod' || s.touches === 'backup');
 }
 
 function phaseOf(step: Step): DeployPhase {

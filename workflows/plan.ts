@@ -3,7 +3,7 @@
  * with the compensation that undoes it when the step changes the warehouse. Plans are pure data, so
  * `dbt-deploy plan` prints exactly what the workflow will run.
  */
-import type { BackupOperation, PlanKind, StepRecord } from './types.js';
+import type { BackupOperation, DeployInput, PlanKind, StepRecord } from './types.js';
 
 /** Which part of the warehouse a step writes to. `prod` steps are the ones readers can observe. */
 export type Touches = 'nothing' | 'staging' | 'backup' | 'prod';
@@ -93,10 +93,20 @@ export const STEP_ICONS: Record<StepRecord['status'], string> = {
   skipped: '–',
 };
 
-/** A plan as plain lines, for `dbt-deploy plan` and the workflow's UI details. */
-export function describePlan(plan: Plan): string[] {
-  return plan.steps.map((step, index) => {
+/** The approval gate sits right before the first step that changes prod or keeps a backup; -1 without one. */
+export function approvalGateIndex(plan: Plan, input: Pick<DeployInput, 'approval'>): number {
+  if (!input.approval?.required) return -1;
+  return plan.steps.findIndex((s) => s.touches === 'prod' || s.touches === 'backup');
+}
+
+/** A plan as plain lines, for `dbt-deploy plan`; with `input`, the approval gate is shown where it waits. */
+export function describePlan(plan: Plan, input: Pick<DeployInput, 'approval'> = {}): string[] {
+  const gate = approvalGateIndex(plan, input);
+  return plan.steps.flatMap((step, index) => {
     const undo = step.compensation ? `  (undo: ${step.compensation.title})` : '';
-    return `${index + 1}. ${step.title} [touches ${step.touches}]${undo}`;
+    const line = `${index + 1}. ${step.title} [touches ${step.touches}]${undo}`;
+    if (index !== gate || !input.approval) return [line];
+    const { timeout, onTimeout } = input.approval;
+    return [`   wait for \`dbt-deploy approve\` or \`abort\` (after ${timeout}: ${onTimeout})`, line];
   });
 }

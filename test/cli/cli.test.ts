@@ -205,6 +205,11 @@ describe('dbt-deploy CLI', () => {
     ['wap', ['--strategy', 'wap'], /strategy wap: [\s\S]*Build and test every model in target "audit"/],
     ['auto', ['--strategy', 'auto'], /strategy blue-green: auto chose blue-green \(this warehouse/],
     ['rollback', ['--rollback'], /strategy rollback: [\s\S]*1\. Find the backup taken by the latest deploy/],
+    [
+      'an approval gate',
+      ['--require-approval'],
+      /3\. Select [^\n]*\n {3}wait for `dbt-deploy approve` or `abort` \(after 24h: abort\)\n4\. Back up/,
+    ],
   ])('plan for %s prints its steps and touches nothing', async (_name, flags, expected) => {
     const result = await cli(['plan', '--project-dir', project.dir, ...flags]);
     expect(result.exitCode, result.stderr).toBe(0);

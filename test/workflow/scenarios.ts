@@ -120,18 +120,21 @@ export function strategyMatrix(
       expect(result.published).toHaveLength(PUBLISHED[strategy].length);
     });
 
-    it.runIf(failingAuditFor.includes(strategy))('stops at a failing audit with prod unchanged', async () => {
-      const before = await snapshotSchema(project, PROD);
-      const backupsBefore = await backupSchemas(project);
+    // Registered only where it is checked, so the summary reports no skipped tests.
+    if (failingAuditFor.includes(strategy)) {
+      it('stops at a failing audit with prod unchanged', async () => {
+        const before = await snapshotSchema(project, PROD);
+        const backupsBefore = await backupSchemas(project);
 
-      const result = await deploy({ vars: '{break_audit: true}' });
+        const result = await deploy({ vars: '{break_audit: true}' });
 
-      expect(result.status).toBe('failed');
-      expect(result.reason).toContain('accepted_values_stg_orders_status');
-      expect(result.steps.filter((s) => s.status === 'completed').map((s) => s.id)).not.toContain('backup');
-      expect(await snapshotSchema(project, PROD)).toEqual(before);
-      expect(await backupSchemas(project)).toEqual(backupsBefore);
-    });
+        expect(result.status).toBe('failed');
+        expect(result.reason).toContain('accepted_values_stg_orders_status');
+        expect(result.steps.filter((s) => s.status === 'completed').map((s) => s.id)).not.toContain('backup');
+        expect(await snapshotSchema(project, PROD)).toEqual(before);
+        expect(await backupSchemas(project)).toEqual(backupsBefore);
+      });
+    }
 
     it('restores prod exactly when a step after publish fails', async () => {
       const before = await snapshotSchema(project, PROD);
