@@ -1,0 +1,253 @@
+/**
+ * What every step activity shares: the state a deploy carries from step to step, where its files go,
+ * and the ways a step reaches dbt and the warehouse (on its turn, heartbeating, so a cancel reaches it).
+ */
+import { createHash } from 'node:crypto';
+import { copyFile, mkdir } from 'node:fs/promises';
+import { join, relative } from 'node:path';
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import type {
+  ArtifactRef,
+  AuditSummary,
+  BackupRef,
+  DeployInput,
+  Fingerprint,
+  PublishSet,
+  Relation,
+} from '../workflows/types.js';
+import { DbtInvocationError, type DbtOutcome, type DbtProgress, runDbt } from './dbt.js';
+import { connectionFor, ProfileError, type WarehouseConnection } from './profiles.js';
+import { UnsupportedOperation, type WarehouseAdapter } from './warehouses/adapter.js';
+import { turnKey, withWarehouse } from './warehouses/index.js';
+import { takeTurn } from './turns.js';
+
+export interface StepArtifacts {
+  dir: string;
+  runResults?: ArtifactRef;
+  manifest?: ArtifactRef;
+}
+
+/** What the steps of one deploy have learned so far; merged by the workflow after every step. */
+export interface DeployState {
+  artifactsDir?: string;
+  artifacts: Record<string, StepArtifacts>;
+  audit?: AuditSummary;
+  publishSet?: PublishSet;
+  backup?: BackupRef;
+  published?: string[];
+  /** Where every model lives in prod and in the build location (the `resolve` step's file). */
+  relations?: ArtifactRef;
+  /** Staging's fingerprints taken just before a swap, for verifying prod after it (staging is gone then). */
+  expected?: Fingerprint[];
+  /** Rollback only: the earlier deploy's backup being restored. */
+  restoreFrom?: BackupRef;
+}
+
+export interface StepRequest<Args> {
+  input: DeployInput;
+  state: DeployState;
+  stepId: string;
+  args: Args;
+}
+
+export interface StepOutcome {
+  summary: string;
+  state?: Partial<DeployState>;
+  /** Set when publish must not go ahead (failed audit, prod differs from staging): the saga takes over. */
+  blocked?: string;
+}
+
+export interface ActivitiesOptions {
+  /** Where each deploy's artifact folder goes; default `<project>/target/dbt-deploy`. */
+  artifactsRoot?: (input: DeployInput) => string;
+}
+
+/** Where a deploy's files go, from the activities' options. */
+export interface StepPaths {
+  /** `<artifacts root>/<deployId>`: one folder per step below it. */
+  artifactsDirOf(input: DeployInput): string;
+  /** The manifest of the environment's last published deploy: what `state:modified` compares against. */
+  prodStateDirOf(input: DeployInput): string;
+  /** dbt's parse cache, shared by the deploys of a project. */
+  parseCacheOf(input: DeployInput): string;
+}
+
+export function stepPaths(options: ActivitiesOptions = {}): StepPaths {
+  const artifactsRoot =
+    options.artifactsRoot ?? ((input: DeployInput) => join(input.projectDir, 'target', 'dbt-deploy'));
+  return {
+    artifactsDirOf: (input) => join(artifactsRoot(input), input.deployId),
+    prodStateDirOf: (input) => join(artifactsRoot(input), 'state', input.env),
+    parseCacheOf: (input) => join(artifactsRoot(input), '.partial-parse'),
+  };
+}
+
+export function connection(input: DeployInput, target: string): WarehouseConnection {
+  try {
+    return connectionFor(input.projectDir, input.profilesDir, input.profile, target);
+  } catch (error) {
+    if (error instanceof ProfileError) throw ApplicationFailure.nonRetryable(error.message, 'ConfigError');
+    throw error;
+  }
+}
+
+export async function warehouse<T>(
+  input: DeployInput,
+  target: string,
+  work: Parameters<typeof withWarehouse<T>>[2],
+): Promise<T> {
+  const context = Context.current();
+  return heartbeating(() => withWarehouse(connection(input, target), (sql) => context.log.debug(sql), work));
+}
+
+/** Runs dbt on its turn with the warehouse, heartbeating its progress so a cancel reaches it. */
+export async function dbt(
+  parseCache: string,
+  input: DeployInput,
+  target: string,
+  args: string[],
+  dir: string,
+): Promise<DbtOutcome> {
+  // dbt's parse depends on the target and the vars; anything else it checks itself.
+  const parseKey = createHash('sha256')
+    .update(`${target}\u0000${input.vars ?? ''}`)
+    .digest('hex')
+    .slice(0, 16);
+  const partialParseFile = join(parseCache, `${parseKey}.msgpack`);
+  const context = Context.current();
+  let latest: DbtProgress = { done: 0, total: 0, failed: 0 };
+  try {
+    const outcome = await heartbeating(
+      () =>
+        withTurn(args[0] === 'ls' ? undefined : turnKey(connection(input, target)), () =>
+          runDbt({
+            projectDir: input.projectDir,
+            profilesDir: input.profilesDir,
+            args,
+            targetPath: dir,
+            ...(input.vars ? { vars: input.vars } : {}),
+            partialParseFile,
+            signal: context.cancellationSignal,
+            onProgress: (progress) => {
+              latest = progress;
+              context.heartbeat(progress);
+            },
+          }),
+        ),
+      () => latest,
+    );
+    context.log.info(`dbt ${args[0]} finished`, {
+      exitCode: outcome.exitCode,
+      ...outcome.progress,
+      dir: relative(input.projectDir, dir),
+    });
+    return outcome;
+  } catch (error) {
+    if (error instanceof DbtInvocationError) throw ApplicationFailure.nonRetryable(error.message, error.name);
+    // Reported as a cancellation, not a failure: the workflow then knows the step was stopped on purpose.
+    if (context.cancellationSignal.aborted)
+      throw new CancelledFailure(`dbt ${args[0]} was stopped: the step was cancelled`);
+    throw error;
+  }
+}
+
+/** `dbt ls` only parses the project: it needs no turn with the warehouse. */
+async function withTurn<T>(key: string | undefined, work: () => Promise<T>): Promise<T> {
+  return key === undefined ? work() : takeTurn(key, work);
+}
+
+/** Heartbeats on a timer while `work` runs, so long silent statements still count as alive. */
+async function heartbeating<T>(work: () => Promise<T>, details: () => unknown = () => undefined): Promise<T> {
+  const context = Context.current();
+  const timer = setInterval(() => context.heartbeat(details()), 2_000);
+  try {
+    return await work();
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+export function requireArtifact(
+  state: DeployState,
+  stepId: string,
+  kind: 'runResults' | 'manifest',
+): ArtifactRef {
+  const ref = state.artifacts[stepId]?.[kind];
+  if (!ref) throw ApplicationFailure.nonRetryable(`step "${stepId}" left no ${kind} artifact`, 'PlanError');
+  return ref;
+}
+
+export function requirePublishSet(state: DeployState): PublishSet {
+  if (!state.publishSet)
+    throw ApplicationFailure.nonRetryable('no publish set was resolved before this step', 'PlanError');
+  return state.publishSet;
+}
+
+export function requireArtifactDir(state: DeployState, stepId: string): string {
+  const dir = state.artifacts[stepId]?.dir;
+  if (!dir) throw ApplicationFailure.nonRetryable(`step "${stepId}" left no artifacts`, 'PlanError');
+  return dir;
+}
+
+export function requireRelations(state: DeployState): ArtifactRef {
+  if (!state.relations)
+    throw ApplicationFailure.nonRetryable('no relation map was resolved before this step', 'PlanError');
+  return state.relations;
+}
+
+export function requireRestoreFrom(state: DeployState): BackupRef {
+  if (!state.restoreFrom)
+    throw ApplicationFailure.nonRetryable('no backup was found before this step', 'PlanError');
+  return state.restoreFrom;
+}
+
+export function relationsOf(publishSet: PublishSet): Relation[] {
+  return [...publishSet.tables, ...publishSet.views].map((m) => m.prod).concat(publishSet.drop ?? []);
+}
+
+export function databaseOf(connection: WarehouseConnection): string {
+  return connection.engine === 'postgres' ? connection.dbname : connection.database;
+}
+
+/** Publish copies between staging and prod inside one warehouse (one DuckDB file, one PostgreSQL database). */
+export function requireOneWarehouse(input: DeployInput): void {
+  const staging = connection(input, input.targets.staging);
+  const prod = connection(input, input.targets.prod);
+  if (turnKey(staging) !== turnKey(prod)) {
+    throw ApplicationFailure.nonRetryable(
+      `staging and prod targets must be in the same warehouse (one DuckDB file, one PostgreSQL database) to publish by copy`,
+      UnsupportedOperation.name,
+    );
+  }
+}
+
+/**
+ * After a success, keeps the newest `backups.keep` backups of the environment (this operation's own
+ * included) and drops the rest; `protect` names backups that must stay whatever their age.
+ */
+export async function pruneBackups(
+  w: WarehouseAdapter,
+  input: DeployInput,
+  protect: string[] = [],
+): Promise<string> {
+  const keep = input.backupsKeep ?? 3;
+  const database = databaseOf(connection(input, input.targets.prod));
+  const all = (await w.listBackups(database)).filter((b) => b.env === input.env);
+  const stale = all.slice(keep).filter((b) => !protect.includes(b.deployId));
+  try {
+    for (const backup of stale) await w.dropBackup(backup);
+  } catch (error) {
+    // Retention is housekeeping: failing it must not roll back a deploy that was verified.
+    return `; could not drop older backups (${error instanceof Error ? error.message : String(error)})`;
+  }
+  return stale.length > 0 ? `; dropped ${stale.length} older backups (backups.keep: ${keep})` : '';
+}
+
+/** After a publish, the build's manifest becomes the state the next `state:modified` selection compares with. */
+export async function recordProdState(state: DeployState, dir: string): Promise<void> {
+  const manifest = state.artifacts['build']?.manifest;
+  if (!manifest) return;
+  await mkdir(dir, { recursive: true });
+  await copyFile(new URL(manifest.uri), join(dir, 'manifest.json'));
+}

@@ -1,0 +1,188 @@
+/**
+ * The steps that change prod: back it up, publish (copy, dbt, or swap), verify it, and write the
+ * deploy's report.
+ */
+
+import { join } from 'node:path';
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import type { BackupOperation, DeployInput, DeployResult, Fingerprint } from '../../workflows/types.js';
+import { artifactRef, readArtifact, type RunResults, summarizeRunResults } from '../artifacts.js';
+import { writeDeployReport } from '../report.js';
+import { type RelationMap, schemaPairs } from '../relation-map.js';
+import { relationName } from '../warehouses/adapter.js';
+import {
+  dbt,
+  pruneBackups,
+  recordProdState,
+  relationsOf,
+  requireOneWarehouse,
+  requirePublishSet,
+  requireRelations,
+  type StepOutcome,
+  type StepPaths,
+  type StepRequest,
+  warehouse,
+} from '../step-context.js';
+
+export function publishSteps(paths: StepPaths) {
+  const { artifactsDirOf, prodStateDirOf, parseCacheOf } = paths;
+  return {
+    async backupProd({
+      input,
+      state,
+      args,
+    }: StepRequest<{ prodTarget: string; operation?: BackupOperation }>): Promise<StepOutcome> {
+      const relations = state.restoreFrom
+        ? state.restoreFrom.entries.map((e) => e.prod)
+        : relationsOf(requirePublishSet(state));
+      const label = {
+        env: input.env,
+        operation: args.operation ?? 'deploy',
+        createdAt: new Date().toISOString(),
+      };
+      return warehouse(input, args.prodTarget, async (w) => {
+        const backup = await w.backup(input.deployId, relations, label);
+        const kept = backup.entries.filter((e) => e.kind !== 'absent').length;
+        return {
+          summary: `kept ${kept} of ${relations.length} relations in ${backup.location.schema}`,
+          state: { backup },
+        };
+      });
+    },
+
+    async publishTables({ input, state, args }: StepRequest<{ prodTarget: string }>): Promise<StepOutcome> {
+      const { tables } = requirePublishSet(state);
+      requireOneWarehouse(input);
+      await warehouse(input, args.prodTarget, (w) =>
+        w.replaceRelations({
+          tables: tables.map((t) => ({ from: t.staging, to: t.prod })),
+          views: [],
+          drop: [],
+        }),
+      );
+      return { summary: `published ${tables.length} tables: ${tables.map((t) => t.name).join(', ')}` };
+    },
+
+    async publishViews({
+      input,
+      state,
+      stepId,
+      args,
+    }: StepRequest<{ prodTarget: string }>): Promise<StepOutcome> {
+      const { views } = requirePublishSet(state);
+      if (views.length === 0) return { summary: 'no views to re-create' };
+      const dir = join(artifactsDirOf(input), stepId);
+      const names = views.map((v) => v.name);
+      await dbt(
+        parseCacheOf(input),
+        input,
+        args.prodTarget,
+        ['run', '--target', args.prodTarget, '--select', ...names],
+        dir,
+      );
+      const results = summarizeRunResults(
+        await readArtifact<RunResults>(await artifactRef(join(dir, 'run_results.json'))),
+      );
+      if (!results.passed) {
+        const failed = results.blocking.map((n) => `${n.name}: ${n.message ?? n.status}`).join('; ');
+        throw ApplicationFailure.nonRetryable(`re-creating views in prod failed: ${failed}`, 'PublishFailed');
+      }
+      return { summary: `re-created ${views.length} views: ${names.join(', ')}` };
+    },
+
+    async publishRelations({
+      input,
+      state,
+      args,
+    }: StepRequest<{ prodTarget: string }>): Promise<StepOutcome> {
+      const publishSet = requirePublishSet(state);
+      const map = await readArtifact<RelationMap>(requireRelations(state));
+      requireOneWarehouse(input);
+      const sqlOf = new Map(map.models.map((m) => [m.uniqueId, m.prodSql]));
+      const views = publishSet.views.map((view) => {
+        const sql = sqlOf.get(view.uniqueId);
+        if (!sql) throw ApplicationFailure.nonRetryable(`no compiled SQL for view ${view.name}`, 'PlanError');
+        return { to: view.prod, sql };
+      });
+      await warehouse(input, args.prodTarget, (w) =>
+        w.replaceRelations({
+          tables: publishSet.tables.map((t) => ({ from: t.staging, to: t.prod })),
+          views,
+          drop: publishSet.drop ?? [],
+        }),
+      );
+      const dropped = publishSet.drop?.length ? `, dropped ${publishSet.drop.length}` : '';
+      return {
+        summary: `published ${publishSet.tables.length} tables and ${views.length} views${dropped}`,
+      };
+    },
+
+    async swapSchemas({ input, state, args }: StepRequest<{ prodTarget: string }>): Promise<StepOutcome> {
+      const publishSet = requirePublishSet(state);
+      const map = await readArtifact<RelationMap>(requireRelations(state));
+      requireOneWarehouse(input);
+      const swaps = schemaPairs(map).map((p) => ({ prod: p.prod.schema, staging: p.build.schema }));
+      const label = { env: input.env, operation: 'deploy' as const, createdAt: new Date().toISOString() };
+      return warehouse(input, args.prodTarget, async (w) => {
+        // Staging disappears into prod with the swap: what it held is recorded first, to verify against.
+        const expected: Fingerprint[] = [];
+        for (const model of [...publishSet.tables, ...publishSet.views]) {
+          const found = await w.fingerprint(model.staging);
+          expected.push({ ...found, relation: model.prod });
+        }
+        const backup = await w.swapSchemas(input.deployId, swaps, label);
+        const names = swaps.map((s) => `${s.staging} → ${s.prod}`).join(', ');
+        return {
+          summary: `swapped ${names}; old prod kept as ${backup.location.schema}`,
+          state: { backup, expected },
+        };
+      });
+    },
+
+    async verifyProd({ input, state, args }: StepRequest<{ prodTarget: string }>): Promise<StepOutcome> {
+      const publishSet = requirePublishSet(state);
+      const models = [...publishSet.tables, ...publishSet.views];
+      const mismatches = await warehouse(input, args.prodTarget, async (w) => {
+        const found: string[] = [];
+        for (const model of models) {
+          Context.current().heartbeat({ verifying: model.name });
+          const prod = await w.fingerprint(model.prod);
+          const expected =
+            state.expected?.find((f) => relationName(f.relation) === relationName(model.prod)) ??
+            (await w.fingerprint(model.staging));
+          if (prod.rows !== expected.rows || prod.checksum !== expected.checksum) {
+            found.push(
+              `${model.name}: prod ${prod.rows} rows/${prod.checksum}, staging ${expected.rows} rows/${expected.checksum}`,
+            );
+          }
+        }
+        for (const relation of publishSet.drop ?? [])
+          if ((await w.relationKind(relation)) !== 'absent')
+            found.push(`${relationName(relation)} was not dropped`);
+        return found;
+      });
+      if (mismatches.length > 0) {
+        const blocked = `verify failed, prod differs from staging: ${mismatches.join('; ')}`;
+        return { summary: blocked, blocked };
+      }
+      // A mirror refresh built only the raw layer: its manifest is no state to compare deploys with.
+      if (input.strategy !== 'mirror') await recordProdState(state, prodStateDirOf(input));
+      const pruned = await warehouse(input, args.prodTarget, (w) => pruneBackups(w, input));
+      return {
+        summary: `${models.length} relations match staging (rows and checksum)${pruned}`,
+        state: { published: models.map((m) => relationName(m.prod)) },
+      };
+    },
+
+    async writeReport({
+      input,
+      result,
+    }: {
+      input: DeployInput;
+      result: DeployResult;
+    }): Promise<{ report: string }> {
+      return { report: await writeDeployReport(artifactsDirOf(input), input, result) };
+    },
+  };
+}
