@@ -206,10 +206,6 @@ export function relationsOf(publishSet: PublishSet): Relation[] {
   return [...publishSet.tables, ...publishSet.views].map((m) => m.prod).concat(publishSet.drop ?? []);
 }
 
-export function databaseOf(connection: WarehouseConnection): string {
-  return connection.engine === 'postgres' ? connection.dbname : connection.database;
-}
-
 /** Publish copies between staging and prod inside one warehouse (one DuckDB file, one PostgreSQL database). */
 export function requireOneWarehouse(input: DeployInput): void {
   const staging = connection(input, input.targets.staging);
@@ -232,8 +228,7 @@ export async function pruneBackups(
   protect: string[] = [],
 ): Promise<string> {
   const keep = input.backupsKeep ?? 3;
-  const database = databaseOf(connection(input, input.targets.prod));
-  const all = (await w.listBackups(database)).filter((b) => b.env === input.env);
+  const all = (await w.listBackups()).filter((b) => b.env === input.env);
   const stale = all.slice(keep).filter((b) => !protect.includes(b.deployId));
   try {
     for (const backup of stale) await w.dropBackup(backup);

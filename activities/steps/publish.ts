@@ -143,7 +143,7 @@ export function publishSteps(paths: StepPaths) {
     async verifyProd({ input, state, args }: StepRequest<{ prodTarget: string }>): Promise<StepOutcome> {
       const publishSet = requirePublishSet(state);
       const models = [...publishSet.tables, ...publishSet.views];
-      const mismatches = await warehouse(input, args.prodTarget, async (w) => {
+      const { mismatches, pruned } = await warehouse(input, args.prodTarget, async (w) => {
         const found: string[] = [];
         for (const model of models) {
           Context.current().heartbeat({ verifying: model.name });
@@ -160,7 +160,8 @@ export function publishSteps(paths: StepPaths) {
         for (const relation of publishSet.drop ?? [])
           if ((await w.relationKind(relation)) !== 'absent')
             found.push(`${relationName(relation)} was not dropped`);
-        return found;
+        // Retention only after a verified publish, in the same session with the warehouse.
+        return { mismatches: found, pruned: found.length ? '' : await pruneBackups(w, input) };
       });
       if (mismatches.length > 0) {
         const blocked = `verify failed, prod differs from staging: ${mismatches.join('; ')}`;
@@ -168,7 +169,6 @@ export function publishSteps(paths: StepPaths) {
       }
       // A mirror refresh built only the raw layer: its manifest is no state to compare deploys with.
       if (input.strategy !== 'mirror') await recordProdState(state, prodStateDirOf(input));
-      const pruned = await warehouse(input, args.prodTarget, (w) => pruneBackups(w, input));
       return {
         summary: `${models.length} relations match staging (rows and checksum)${pruned}`,
         state: { published: models.map((m) => relationName(m.prod)) },

@@ -8,8 +8,6 @@ import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { relationName } from '../warehouses/adapter.js';
 import {
-  connection,
-  databaseOf,
   pruneBackups,
   requireRestoreFrom,
   type StepOutcome,
@@ -22,8 +20,7 @@ export function restoreSteps(paths: StepPaths) {
   const { prodStateDirOf } = paths;
   return {
     async findBackup({ input, args }: StepRequest<{ prodTarget: string }>): Promise<StepOutcome> {
-      const database = databaseOf(connection(input, args.prodTarget));
-      const backups = (await warehouse(input, args.prodTarget, (w) => w.listBackups(database))).filter(
+      const backups = (await warehouse(input, args.prodTarget, (w) => w.listBackups())).filter(
         (b) => b.env === input.env,
       );
       const wanted = input.rollbackTo;
@@ -52,7 +49,7 @@ export function restoreSteps(paths: StepPaths) {
 
     async verifyRestore({ input, state, args }: StepRequest<{ prodTarget: string }>): Promise<StepOutcome> {
       const from = requireRestoreFrom(state);
-      const mismatches = await warehouse(input, args.prodTarget, async (w) => {
+      const { mismatches, pruned } = await warehouse(input, args.prodTarget, async (w) => {
         const found: string[] = [];
         for (const entry of from.entries) {
           const kind = await w.relationKind(entry.prod);
@@ -64,7 +61,11 @@ export function restoreSteps(paths: StepPaths) {
               found.push(`${relationName(entry.prod)}: ${prod.rows} rows, the backup has ${copy.rows}`);
           }
         }
-        return found;
+        // Retention only after a verified restore, in the same session with the warehouse.
+        return {
+          mismatches: found,
+          pruned: found.length ? '' : await pruneBackups(w, input, [from.deployId]),
+        };
       });
       if (mismatches.length > 0) {
         const blocked = `verify failed, prod differs from the backup: ${mismatches.join('; ')}`;
@@ -72,7 +73,6 @@ export function restoreSteps(paths: StepPaths) {
       }
       // Prod is an older version now: the next state:modified selection must not compare with the newer one.
       await rm(join(prodStateDirOf(input), 'manifest.json'), { force: true });
-      const pruned = await warehouse(input, args.prodTarget, (w) => pruneBackups(w, input, [from.deployId]));
       return {
         summary: `${from.entries.length} relations match the backup of ${from.deployId}${pruned}`,
         state: {
@@ -89,19 +89,14 @@ export function restoreSteps(paths: StepPaths) {
     },
 
     async unswapSchemas({ input, state, args }: StepRequest<{ prodTarget: string }>): Promise<StepOutcome> {
-      // A swap that committed but whose activity then failed left no backup in the state: look it up.
-      const backup =
-        state.backup ??
-        (await warehouse(input, args.prodTarget, async (w) =>
-          (await w.listBackups(databaseOf(connection(input, args.prodTarget)))).find(
-            (b) => b.deployId === input.deployId,
-          ),
-        ));
-      if (!backup?.swapped) return { summary: 'no swap happened: nothing to undo' };
-      await warehouse(input, args.prodTarget, (w) => w.unswapSchemas(backup));
-      return {
-        summary: `swapped back: ${backup.swapped.map((s) => s.prod).join(', ')} is the old prod again`,
-      };
+      const swapped = await warehouse(input, args.prodTarget, async (w) => {
+        // A swap that committed but whose activity then failed left no backup in the state: look it up.
+        const backup = state.backup ?? (await w.listBackups()).find((b) => b.deployId === input.deployId);
+        if (backup?.swapped) await w.unswapSchemas(backup);
+        return backup?.swapped;
+      });
+      if (!swapped) return { summary: 'no swap happened: nothing to undo' };
+      return { summary: `swapped back: ${swapped.map((s) => s.prod).join(', ')} is the old prod again` };
     },
 
     async dropBackup({ input, state, args }: StepRequest<{ prodTarget: string }>): Promise<StepOutcome> {

@@ -61,8 +61,8 @@ export interface WarehouseAdapter {
   restore(backup: BackupRef): Promise<void>;
   /** Idempotent: dropping a backup that is gone changes nothing. */
   dropBackup(backup: BackupRef): Promise<void>;
-  /** Every backup in `database`, read back from the manifests, newest first. */
-  listBackups(database: string): Promise<BackupRef[]>;
+  /** Every backup in the adapter's own database, read back from the manifests, newest first. */
+  listBackups(): Promise<BackupRef[]>;
   /** Applies a change; in one transaction when `capabilities.transactionalDdl`. */
   replaceRelations(change: RelationChange): Promise<void>;
   /**

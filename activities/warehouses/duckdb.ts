@@ -158,7 +158,8 @@ export class DuckDbAdapter implements WarehouseAdapter {
     await this.execute(`DROP SCHEMA IF EXISTS ${quoteLocation(backup.location)} CASCADE`);
   }
 
-  async listBackups(database: string): Promise<BackupRef[]> {
+  async listBackups(): Promise<BackupRef[]> {
+    const database = this.database;
     const schemas = await this.execute(
       `SELECT schema_name FROM information_schema.schemata WHERE catalog_name = ${quoteLiteral(database)} ` +
         `AND starts_with(schema_name, ${quoteLiteral(BACKUP_LOCATION_PREFIX)})`,

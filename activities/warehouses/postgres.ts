@@ -204,8 +204,8 @@ export class PostgresAdapter implements WarehouseAdapter {
     await this.execute(`DROP SCHEMA IF EXISTS ${[...schemas].map(quoteIdentifier).join(', ')} CASCADE`);
   }
 
-  async listBackups(database: string): Promise<BackupRef[]> {
-    this.assertLocal({ database, schema: '' });
+  async listBackups(): Promise<BackupRef[]> {
+    const database = this.database;
     const manifests = await this.execute(
       'SELECT n.nspname AS schema, obj_description(c.oid, $3) AS header FROM pg_namespace n ' +
         'JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = $2 ' +

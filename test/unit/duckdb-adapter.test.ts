@@ -140,7 +140,7 @@ describe('DuckDbAdapter', () => {
       operation: 'rollback',
       createdAt: '2026-11-25T02:00:00Z',
     });
-    const backups = await adapter.listBackups('wh');
+    const backups = await adapter.listBackups();
     expect(backups.map((b) => [b.deployId, b.operation, b.entries.length])).toEqual([
       ['prod-b', 'rollback', 2],
       ['prod-a', 'deploy', 1],

@@ -4,21 +4,15 @@ import { CAPABILITIES, type Capabilities, ENGINES } from '../../activities/wareh
 import { describePlan, type Plan } from '../../workflows/plan.js';
 import { planDeploy, StrategyNotSupported, supportedStrategies } from '../../workflows/strategies/index.js';
 import { planRollback } from '../../workflows/strategies/rollback.js';
-import { type DeployInput, STRATEGIES } from '../../workflows/types.js';
+import { STRATEGIES } from '../../workflows/types.js';
+import { deployInput } from './deploy-input.js';
 
-const base: DeployInput = {
-  deployId: 'prod-1',
-  project: 'jaffle_shop',
-  projectDir: '/p',
-  profilesDir: '/p',
-  profile: 'jaffle_shop',
-  env: 'prod',
+// With a mirror and an audit target, so every plan shows the steps they add.
+const base = deployInput({
   strategy: 'auto',
-  engine: 'duckdb',
   targets: { prod: 'prod', staging: 'staging', audit: 'audit' },
-  publishTags: ['mart', 'utils'],
   mirror: { select: ['tag:raw'] },
-};
+});
 
 const index = (plan: Plan, activity: string, from = 0) =>
   plan.steps.findIndex((s, i) => i >= from && s.activity === activity);

@@ -170,7 +170,7 @@ describe('PostgresAdapter', () => {
     await adapter.unswapSchemas(backup);
     expect(statements.filter((s) => s.startsWith('ALTER') || s.startsWith('DROP'))).toEqual([]);
     expect(await snapshot('prod')).toEqual(prodBefore);
-    expect(await adapter.listBackups(server.database)).toEqual([]);
+    expect(await adapter.listBackups()).toEqual([]);
   });
 
   it('returns the same backup when a committed swap is retried', async () => {
@@ -286,13 +286,13 @@ describe('PostgresAdapter', () => {
       [{ prod: 'prod', staging: 'staging' }],
       label('2024-03-01T00:00:00.000Z'),
     );
-    expect(await adapter.listBackups(server.database)).toEqual([c, b, a]);
+    expect(await adapter.listBackups()).toEqual([c, b, a]);
     expect(a.operation).toBe('deploy');
     expect(b.operation).toBe('mirror');
 
     await adapter.dropBackup(c);
     await adapter.dropBackup(c);
-    expect(await adapter.listBackups(server.database)).toEqual([b, a]);
+    expect(await adapter.listBackups()).toEqual([b, a]);
     expect(await schemas()).not.toContain('dbt_deploy_backup__deploy_c');
   });
 

@@ -1,20 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { describePlan } from '../../workflows/plan.js';
 import { planDeploy } from '../../workflows/strategies/index.js';
-import type { DeployInput } from '../../workflows/types.js';
+import { deployInput } from './deploy-input.js';
 
-const input: DeployInput = {
-  deployId: 'prod-1',
-  project: 'jaffle_shop',
-  projectDir: '/p',
-  profilesDir: '/p',
-  profile: 'jaffle_shop',
-  env: 'prod',
-  strategy: 'wac',
-  engine: 'duckdb',
-  targets: { prod: 'prod', staging: 'staging' },
-  publishTags: ['mart', 'utils'],
-};
+const input = deployInput();
 
 describe('the wac plan', () => {
   const plan = planDeploy(input);
