@@ -83,7 +83,8 @@ describe('Temporal Web UI', () => {
     const row = page.getByRole('row').filter({ hasText: deploy.workflowId });
     await row.waitFor();
     await page.screenshot({ path: join(SCREENSHOTS, 'deploy-list.png') });
-    expect(await row.innerText()).toContain('Completed');
+    // UI 2.54 upper-cases the status badge with CSS, which innerText reflects.
+    expect((await row.innerText()).toLowerCase()).toContain('completed');
     expect(await row.innerText()).toContain('deployWorkflow');
   });
 
@@ -102,19 +103,35 @@ describe('Temporal Web UI', () => {
     await page.screenshot({ path: join(SCREENSHOTS, 'deploy-history.png') });
   });
 
-  it('shows every step as completed under User Metadata', async () => {
+  it("shows every step as completed in the deploy's current details under User Metadata", async () => {
     const session = ui();
     const { page, deploy } = session;
     await openDeploy(session);
     await page.getByRole('tab', { name: 'User Metadata' }).click();
-    await page.getByText('Events with Metadata').waitFor();
+    await page.getByText('Current Details').first().waitFor();
 
+    // The workflow's current details is a markdown list, one item per step: `✔ <title> — <summary>`.
+    // The UI's markdown renders straight quotes as typographic ones; compare with them undone.
+    const plain = (text: string) =>
+      text.replace(/[“”]/g, '"').replace(/[‘’]/g, "'").replace(/\s+/g, ' ').trim();
+    // UI 2.54 renders each markdown field in its own iframe (`/render?content=…`); the details are the
+    // one whose list items carry the step icons.
+    let items: string[] = [];
+    await expect
+      .poll(
+        async () => {
+          for (const frame of page.frames().filter((f) => f.url().includes('/render'))) {
+            const texts = await frame.getByRole('listitem').allInnerTexts();
+            if (texts.some((t) => t.includes('✔'))) items = texts.map(plain);
+          }
+          return items.length;
+        },
+        { timeout: UI_TIMEOUT_MS },
+      )
+      .toBeGreaterThan(0);
     for (const step of deploy.steps) {
-      // UI 2.42.1 renders an event as <div><div><p>Activity</p><span>title</span></div><div>status</div>
-      // </div>. Matching the whole row's text makes a changed layout fail here, not pass on a neighbour.
-      const title = page.getByText(step.title, { exact: true }).filter({ visible: true }).first();
-      const row = title.locator('xpath=../..');
-      expect((await row.innerText()).replace(/\s+/g, ' ').trim()).toBe(`Activity ${step.title} Completed`);
+      // The whole item must match, so a step shown as running or failed fails here.
+      expect(items).toContain(plain(`✔ ${step.title}${step.summary ? ` — ${step.summary}` : ''}`));
     }
     await page.screenshot({ path: join(SCREENSHOTS, 'deploy-steps.png') });
   });
