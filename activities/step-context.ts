@@ -3,7 +3,8 @@
  * and the ways a step reaches dbt and the warehouse (on its turn, heartbeating, so a cancel reaches it).
  */
 import { createHash } from 'node:crypto';
-import { copyFile, mkdir } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { copyFile, mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
@@ -69,6 +70,8 @@ export interface StepPaths {
   artifactsDirOf(input: DeployInput): string;
   /** The manifest of the environment's last published deploy: what `state:modified` compares against. */
   prodStateDirOf(input: DeployInput): string;
+  /** The prod-state record as it was before operation `deployId` changed prod, kept with its backup. */
+  prodStateBeforeDirOf(input: DeployInput, deployId: string): string;
   /** dbt's parse cache, shared by the deploys of a project. */
   parseCacheOf(input: DeployInput): string;
 }
@@ -79,6 +82,8 @@ export function stepPaths(options: ActivitiesOptions = {}): StepPaths {
   return {
     artifactsDirOf: (input) => join(artifactsRoot(input), input.deployId),
     prodStateDirOf: (input) => join(artifactsRoot(input), 'state', input.env),
+    prodStateBeforeDirOf: (input, deployId) =>
+      join(artifactsRoot(input), 'state', input.env, 'before', deployId),
     parseCacheOf: (input) => join(artifactsRoot(input), '.partial-parse'),
   };
 }
@@ -245,4 +250,54 @@ export async function recordProdState(state: DeployState, dir: string): Promise<
   if (!manifest) return;
   await mkdir(dir, { recursive: true });
   await copyFile(new URL(manifest.uri), join(dir, 'manifest.json'));
+}
+
+/**
+ * Before an operation changes prod, keeps the prod-state record as it is (or that there is none) beside
+ * its backup, so whatever later restores that backup can put the matching record back. Written once:
+ * a retried backup must not take the record a later step of the same operation wrote.
+ */
+export async function keepProdStateBefore(paths: StepPaths, input: DeployInput): Promise<void> {
+  const kept = paths.prodStateBeforeDirOf(input, input.deployId);
+  if (existsSync(kept)) return;
+  const current = join(paths.prodStateDirOf(input), 'manifest.json');
+  const staging = `${kept}.${process.pid}.${Date.now()}`;
+  await mkdir(staging, { recursive: true });
+  if (existsSync(current)) await copyFile(current, join(staging, 'manifest.json'));
+  else await writeFile(join(staging, 'none'), 'prod had no state record before this operation\n');
+  await rename(staging, kept);
+}
+
+/**
+ * After prod was restored to its state before operation `deployId`, puts back the state record it had
+ * then: `state:modified` must compare with what prod holds, not with a manifest prod no longer has.
+ * Without a kept record (backups taken before records were kept), there is no record: every model
+ * then counts as changed, which rebuilds more but never misses a change.
+ */
+export async function putBackProdState(
+  paths: StepPaths,
+  input: DeployInput,
+  deployId: string,
+): Promise<string> {
+  const kept = join(paths.prodStateBeforeDirOf(input, deployId), 'manifest.json');
+  const dir = paths.prodStateDirOf(input);
+  const current = join(dir, 'manifest.json');
+  if (!existsSync(kept)) {
+    await rm(current, { force: true });
+    return 'prod-state record cleared';
+  }
+  await mkdir(dir, { recursive: true });
+  const temporary = `${current}.${process.pid}.${Date.now()}`;
+  await copyFile(kept, temporary);
+  await rename(temporary, current);
+  return `prod-state record of before ${deployId} put back`;
+}
+
+/** Once an operation's backup is gone, the record kept with it is of no use. */
+export async function forgetProdStateBefore(
+  paths: StepPaths,
+  input: DeployInput,
+  deployId: string,
+): Promise<void> {
+  await rm(paths.prodStateBeforeDirOf(input, deployId), { recursive: true, force: true });
 }

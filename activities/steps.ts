@@ -4,6 +4,7 @@
  * back to the workflow; dbt's artifacts stay in the artifact folder and travel as references.
  */
 import { type ActivitiesOptions, stepPaths } from './step-context.js';
+import { planActivities } from './plan.js';
 import { buildSteps } from './steps/build.js';
 import { publishSteps } from './steps/publish.js';
 import { restoreSteps } from './steps/restore.js';
@@ -18,7 +19,7 @@ export type {
 
 export function createActivities(options: ActivitiesOptions = {}) {
   const paths = stepPaths(options);
-  return { ...buildSteps(paths), ...publishSteps(paths), ...restoreSteps(paths) };
+  return { ...planActivities(), ...buildSteps(paths), ...publishSteps(paths), ...restoreSteps(paths) };
 }
 
 export type DeployActivities = ReturnType<typeof createActivities>;

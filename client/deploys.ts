@@ -23,22 +23,18 @@ import {
   type DeployProgress,
   progressQuery,
 } from '../workflows/queries.js';
-import type { DeployInput, DeployResult } from '../workflows/types.js';
+import { deployIdOf, deployWorkflowId } from '../workflows/ids.js';
+import type { DeployInput, DeployResult, Operation } from '../workflows/types.js';
 import { DeployInProgress, RequestRejected } from './errors.js';
 
-/** One workflow id per project and environment: the server itself refuses a second concurrent deploy. */
-export function deployWorkflowId(project: string, env: string): string {
-  return `dbt-deploy-${project}-${env}`;
-}
+export { deployWorkflowId };
 
-/** Sortable and readable: `prod-20261125t171500-3fa2`. Also names the deploy's backup location. */
+/** A new deploy id for `env` (see `deployIdOf`). */
 export function newDeployId(env: string, now = new Date()): string {
-  const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\..*$/, '').toLowerCase();
-  return `${env}-${stamp}-${randomBytes(2).toString('hex')}`.replace(/[^a-z0-9-]/gi, '_');
+  return deployIdOf(env, now, randomBytes(2).toString('hex'));
 }
 
-/** The workflows that change an environment; they share one workflow id, so only one runs at a time. */
-export type Operation = 'deploy' | 'rollback' | 'mirror-refresh';
+export type { Operation };
 
 const WORKFLOW_TYPES: Record<Operation, string> = {
   deploy: 'deployWorkflow',

@@ -4,12 +4,12 @@
  * never overlap; runs that would overlap an earlier scheduled one are skipped by the schedule itself.
  */
 import { type Client, ScheduleNotFoundError, ScheduleOverlapPolicy } from '@temporalio/client';
+import { deployWorkflowId } from '../workflows/ids.js';
 import type { ScheduledInput } from '../workflows/scheduled.js';
 import { UsageError } from './errors.js';
 
-export function scheduleId(project: string, env: string): string {
-  return `dbt-deploy-${project}-${env}`;
-}
+/** A schedule is named like the deploys it starts: one per project and environment. */
+export const scheduleId = deployWorkflowId;
 
 export interface ScheduleLine {
   id: string;
@@ -57,7 +57,7 @@ export async function createSchedule(
 export async function listSchedules(client: Client, project: string): Promise<ScheduleLine[]> {
   const lines: ScheduleLine[] = [];
   for await (const summary of client.schedule.list()) {
-    if (!summary.scheduleId.startsWith(`dbt-deploy-${project}-`)) continue;
+    if (!summary.scheduleId.startsWith(deployWorkflowId(project, ''))) continue;
     const strategy = summary.memo?.['strategy'];
     const cron = summary.memo?.['cron'];
     lines.push({

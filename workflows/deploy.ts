@@ -10,11 +10,13 @@ import {
   allHandlersFinished,
   ApplicationFailure,
   CancellationScope,
+  CancelledFailure,
   condition,
   isCancellation,
   log,
   patched,
   proxyActivities,
+  proxyLocalActivities,
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
@@ -33,20 +35,27 @@ import {
   progressQuery,
 } from './queries.js';
 import { envKey, gitShaKey, phaseKey, projectKey, statusKey, strategyKey } from './search-attributes.js';
-import { planDeploy } from './strategies/index.js';
-import { planRollback } from './strategies/rollback.js';
-import type { DeployInput, DeployResult, DeployStatus, StepRecord } from './types.js';
+import { planOperation } from './strategies/index.js';
+import type { DeployInput, DeployResult, DeployStatus, Operation, StepRecord } from './types.js';
 
 const ACTIVITY_DEFAULTS: ActivityOptions = {
   // dbt builds of real projects take hours; liveness comes from heartbeats, not from this bound.
   startToCloseTimeout: '6 hours',
-  heartbeatTimeout: '60 seconds',
+  // Every step heartbeats at least every 2 s (a timer beside dbt and beside each warehouse session),
+  // so 20 s is ten missed beats: a lost worker costs 20 s before its step is retried elsewhere.
+  heartbeatTimeout: '20 seconds',
   retry: {
     maximumAttempts: 3,
     initialInterval: '2 seconds',
     nonRetryableErrorTypes: ['ConfigError', 'UnsupportedOperation', 'DbtInvocationError'],
   },
 };
+
+const planning = proxyLocalActivities<DeployActivities>({
+  // Planning is pure computation on the worker; a plan the engine cannot run is refused, not retried.
+  startToCloseTimeout: '1 minute',
+  retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['StrategyNotSupported'] },
+});
 
 const activities = proxyActivities<DeployActivities>({
   ...ACTIVITY_DEFAULTS,
@@ -57,40 +66,60 @@ const activities = proxyActivities<DeployActivities>({
 /** Search attributes, phases and the report came after the first recorded histories. */
 const OBSERVABLE_PATCH = 'search-attributes-and-report';
 
+/**
+ * The plan is made once, by a local activity, and carried in history. Before this marker the workflow
+ * made it from the code at hand on every replay, so a worker upgrade could change a running deploy's
+ * plan (a deploy waiting a day at the approval gate would resume with other steps, or fail to replay).
+ */
+const FIXED_PLAN_PATCH = 'plan-fixed-at-start';
+
 /** A step said publish must not go ahead (failed audit, verify mismatch): no retry, run the saga. */
 const PUBLISH_BLOCKED = 'PublishBlocked';
 
 export async function deployWorkflow(input: DeployInput): Promise<DeployResult> {
-  return runPlan(
-    input,
-    planOrRefuse(() => planDeploy(input)),
-  );
+  return runPlan(input, await planOf(input, 'deploy'));
 }
 
 /** Refreshes the raw layer; its own workflow type so the UI and `history` tell it from a deploy. */
 export async function refreshMirrorWorkflow(input: DeployInput): Promise<DeployResult> {
-  return runPlan(
-    input,
-    planOrRefuse(() => planDeploy({ ...input, strategy: 'mirror' })),
-  );
+  return runPlan(input, await planOf(input, 'mirror-refresh'));
 }
 
 /** Restores prod to its state before an earlier deploy (`input.rollbackTo`, or the latest). */
 export async function rollbackWorkflow(input: DeployInput): Promise<DeployResult> {
-  return runPlan(input, planRollback(input));
+  return runPlan(input, await planOf(input, 'rollback'));
+}
+
+/**
+ * The operation's plan, fixed at its start: the local activity's result is recorded in history, and a
+ * replay reads it back instead of planning again with whatever code the worker runs now. Histories from
+ * before the marker made the plan here, in workflow code, and replay that way.
+ */
+async function planOf(input: DeployInput, operation: Operation): Promise<Plan> {
+  if (patched(FIXED_PLAN_PATCH)) {
+    try {
+      return await planning.planOperation.executeWithOptions(
+        { summary: `Plan the ${operation} (${input.strategy} on ${input.engine})` },
+        [{ input, operation }],
+      );
+    } catch (error) {
+      throw refused(error);
+    }
+  }
+  try {
+    return planOperation(input, operation);
+  } catch (error) {
+    throw refused(error);
+  }
 }
 
 /** A plan that cannot be made (the engine cannot run the strategy) fails the workflow, not its task. */
-function planOrRefuse(make: () => Plan): Plan {
-  try {
-    return make();
-  } catch (error) {
-    throw ApplicationFailure.create({
-      type: 'StrategyNotSupported',
-      message: messageOf(error),
-      nonRetryable: true,
-    });
-  }
+function refused(error: unknown): ApplicationFailure {
+  return ApplicationFailure.create({
+    type: 'StrategyNotSupported',
+    message: messageOf(error),
+    nonRetryable: true,
+  });
 }
 
 async function runPlan(input: DeployInput, plan: Plan): Promise<DeployResult> {
@@ -218,6 +247,10 @@ async function runPlan(input: DeployInput, plan: Plan): Promise<DeployResult> {
           });
         }
         mark(steps, index, 'completed', outcome.summary);
+        // An abort was accepted while this step ran, and the step finished anyway (a warehouse
+        // statement that commits does not stop for a cancel). The abort still stands: the saga undoes
+        // the step. Without this check an abort during the last step would end the deploy `published`.
+        if (decision?.kind === 'aborted') throw new CancelledFailure(abortReason(decision));
       }
     });
     ending = true;
@@ -306,7 +339,12 @@ function phaseOf(step: Step): DeployPhase {
 }
 
 async function runStep(step: Step, input: DeployInput, state: DeployState): Promise<StepOutcome> {
-  const options = { ...ACTIVITY_DEFAULTS, summary: step.title };
+  // The plan says how often the step may run (`attemptsFor`); plans recorded before that field keep 3.
+  const options: ActivityOptions = {
+    ...ACTIVITY_DEFAULTS,
+    retry: { ...ACTIVITY_DEFAULTS.retry, maximumAttempts: step.attempts ?? 3 },
+    summary: step.title,
+  };
   const base = { input, state, stepId: step.id };
   // One case per activity: a step the executor cannot run is a compile error, not a run-time surprise.
   switch (step.activity) {

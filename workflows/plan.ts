@@ -19,6 +19,11 @@ interface StepBase {
    * its undo must run either way. Every compensation is therefore safe to run when its step never ran.
    */
   compensation?: Compensation;
+  /**
+   * How many times the step may run, set from what it touches when the plan is made (`withAttempts`),
+   * so the plan carried in a deploy's history also fixes its retries. Unset in plans recorded before.
+   */
+  attempts?: number;
 }
 
 /** Which models a dbt build runs; `publishSet` means exactly the models an earlier step selected. */
@@ -83,6 +88,31 @@ export interface Plan {
   steps: Step[];
 }
 
+/** Attempts of a step that is safe to repeat: it rewrites what readers never see, or replaces atomically. */
+export const REPEATABLE_ATTEMPTS = 3;
+
+/**
+ * How often a step may run, from what it touches. A repeat is safe where it rewrites a location readers
+ * never see (staging, audit, a backup), or where the change is one transaction or an idempotent
+ * replacement (copies, view re-creation, a schema swap that recognises itself). dbt building in prod
+ * is not: after a lost heartbeat the first attempt may still have committed part of its models, and a
+ * second one would run incremental models on top of it (rows duplicated where readers see them). It
+ * runs once; when it fails, the saga restores prod from the backup.
+ */
+export function attemptsFor(step: Step): { attempts: number; why?: string } {
+  if (step.activity === 'dbtBuild' && step.touches === 'prod')
+    return {
+      attempts: 1,
+      why: 'a repeat could run incremental models on top of a half-finished attempt; on failure prod is restored from the backup',
+    };
+  return { attempts: REPEATABLE_ATTEMPTS };
+}
+
+/** The plan with every step's attempts written in, so they travel with it. */
+export function withAttempts(plan: Plan): Plan {
+  return { ...plan, steps: plan.steps.map((step) => ({ ...step, attempts: attemptsFor(step).attempts })) };
+}
+
 /** How a step's status is shown in the UI's details, reports and terminals. */
 export const STEP_ICONS: Record<StepRecord['status'], string> = {
   pending: '○',
@@ -104,7 +134,9 @@ export function describePlan(plan: Plan, input: Pick<DeployInput, 'approval'> = 
   const gate = approvalGateIndex(plan, input);
   return plan.steps.flatMap((step, index) => {
     const undo = step.compensation ? `  (undo: ${step.compensation.title})` : '';
-    const line = `${index + 1}. ${step.title} [touches ${step.touches}]${undo}`;
+    const { attempts, why } = attemptsFor(step);
+    const retries = attempts === 1 ? `, runs once: ${why}` : `, up to ${attempts} attempts`;
+    const line = `${index + 1}. ${step.title} [touches ${step.touches}${retries}]${undo}`;
     if (index !== gate || !input.approval) return [line];
     const { timeout, onTimeout } = input.approval;
     return [`   wait for \`dbt-deploy approve\` or \`abort\` (after ${timeout}: ${onTimeout})`, line];

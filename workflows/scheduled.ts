@@ -6,6 +6,7 @@
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { ParentClosePolicy, startChild, uuid4, workflowInfo } from '@temporalio/workflow';
 import { deployWorkflow } from './deploy.js';
+import { deployIdOf, deployWorkflowId } from './ids.js';
 import type { DeployInput, DeployResult } from './types.js';
 
 export type ScheduledInput = Omit<DeployInput, 'deployId'>;
@@ -18,13 +19,8 @@ export interface ScheduledOutcome {
 }
 
 export async function scheduledDeployWorkflow(input: ScheduledInput): Promise<ScheduledOutcome> {
-  const stamp = workflowInfo()
-    .startTime.toISOString()
-    .replace(/[-:]/g, '')
-    .replace(/\..*$/, '')
-    .toLowerCase();
-  const deployId = `${input.env}-${stamp}-${uuid4().slice(0, 4)}`;
-  const workflowId = `dbt-deploy-${input.project}-${input.env}`;
+  const deployId = deployIdOf(input.env, workflowInfo().startTime, uuid4().slice(0, 4));
+  const workflowId = deployWorkflowId(input.project, input.env);
   try {
     const child = await startChild(deployWorkflow, {
       workflowId,

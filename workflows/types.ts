@@ -11,6 +11,9 @@ export type StrategyName = (typeof STRATEGIES)[number];
 /** What a plan actually runs: a concrete strategy, or a rollback to an earlier backup. */
 export type PlanKind = Exclude<StrategyName, 'auto'> | 'rollback';
 
+/** The workflows that change an environment; they share one workflow id, so only one runs at a time. */
+export type Operation = 'deploy' | 'rollback' | 'mirror-refresh';
+
 export type DeployStatus = 'published' | 'rolled_back' | 'aborted' | 'failed';
 
 /** A table or view in the warehouse. `schema` is the location (schema, dataset) inside `database`. */

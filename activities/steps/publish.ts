@@ -13,6 +13,7 @@ import { type RelationMap, schemaPairs } from '../relation-map.js';
 import { relationName } from '../warehouses/adapter.js';
 import {
   dbt,
+  keepProdStateBefore,
   pruneBackups,
   recordProdState,
   relationsOf,
@@ -41,6 +42,7 @@ export function publishSteps(paths: StepPaths) {
         operation: args.operation ?? 'deploy',
         createdAt: new Date().toISOString(),
       };
+      await keepProdStateBefore(paths, input);
       return warehouse(input, args.prodTarget, async (w) => {
         const backup = await w.backup(input.deployId, relations, label);
         const kept = backup.entries.filter((e) => e.kind !== 'absent').length;
@@ -124,6 +126,7 @@ export function publishSteps(paths: StepPaths) {
       requireOneWarehouse(input);
       const swaps = schemaPairs(map).map((p) => ({ prod: p.prod.schema, staging: p.build.schema }));
       const label = { env: input.env, operation: 'deploy' as const, createdAt: new Date().toISOString() };
+      await keepProdStateBefore(paths, input);
       return warehouse(input, args.prodTarget, async (w) => {
         // Staging disappears into prod with the swap: what it held is recorded first, to verify against.
         const expected: Fingerprint[] = [];

@@ -3,12 +3,12 @@
  * compensations (restore, unswap, drop the backup). Each is safe to run twice.
  */
 
-import { rm } from 'node:fs/promises';
-import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { relationName } from '../warehouses/adapter.js';
 import {
+  forgetProdStateBefore,
   pruneBackups,
+  putBackProdState,
   requireRestoreFrom,
   type StepOutcome,
   type StepPaths,
@@ -17,7 +17,6 @@ import {
 } from '../step-context.js';
 
 export function restoreSteps(paths: StepPaths) {
-  const { prodStateDirOf } = paths;
   return {
     async findBackup({ input, args }: StepRequest<{ prodTarget: string }>): Promise<StepOutcome> {
       const backups = (await warehouse(input, args.prodTarget, (w) => w.listBackups())).filter(
@@ -71,8 +70,8 @@ export function restoreSteps(paths: StepPaths) {
         const blocked = `verify failed, prod differs from the backup: ${mismatches.join('; ')}`;
         return { summary: blocked, blocked };
       }
-      // Prod is an older version now: the next state:modified selection must not compare with the newer one.
-      await rm(join(prodStateDirOf(input), 'manifest.json'), { force: true });
+      // Prod is an older version now: the next state:modified selection compares with what it had then.
+      await putBackProdState(paths, input, from.deployId);
       return {
         summary: `${from.entries.length} relations match the backup of ${from.deployId}${pruned}`,
         state: {
@@ -85,7 +84,10 @@ export function restoreSteps(paths: StepPaths) {
       const backup = state.backup;
       if (!backup) return { summary: 'no backup was taken: nothing to restore' };
       await warehouse(input, args.prodTarget, (w) => w.restore(backup));
-      return { summary: `restored ${backup.entries.length} relations from ${backup.location.schema}` };
+      const record = await putBackProdState(paths, input, input.deployId);
+      return {
+        summary: `restored ${backup.entries.length} relations from ${backup.location.schema}; ${record}`,
+      };
     },
 
     async unswapSchemas({ input, state, args }: StepRequest<{ prodTarget: string }>): Promise<StepOutcome> {
@@ -96,13 +98,17 @@ export function restoreSteps(paths: StepPaths) {
         return backup?.swapped;
       });
       if (!swapped) return { summary: 'no swap happened: nothing to undo' };
-      return { summary: `swapped back: ${swapped.map((s) => s.prod).join(', ')} is the old prod again` };
+      const record = await putBackProdState(paths, input, input.deployId);
+      return {
+        summary: `swapped back: ${swapped.map((s) => s.prod).join(', ')} is the old prod again; ${record}`,
+      };
     },
 
     async dropBackup({ input, state, args }: StepRequest<{ prodTarget: string }>): Promise<StepOutcome> {
       const backup = state.backup;
       if (!backup) return { summary: 'no backup to drop' };
       await warehouse(input, args.prodTarget, (w) => w.dropBackup(backup));
+      await forgetProdStateBefore(paths, input, input.deployId);
       return { summary: `dropped ${backup.location.schema}` };
     },
   };

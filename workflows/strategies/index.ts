@@ -4,8 +4,8 @@
  * explains its choice.
  */
 import { CAPABILITIES, type Capabilities } from '../../activities/warehouses/capabilities.js';
-import type { Plan } from '../plan.js';
-import { type DeployInput, type PlanKind, STRATEGIES, type StrategyName } from '../types.js';
+import { type Plan, withAttempts } from '../plan.js';
+import { type DeployInput, type Operation, type PlanKind, STRATEGIES, type StrategyName } from '../types.js';
 import { planBlueGreen } from './blue-green.js';
 import { planCloneBack } from './clone-back.js';
 import { planMirrorRefresh } from './mirror.js';
@@ -79,7 +79,7 @@ export function planDeploy(input: DeployInput, capabilities = CAPABILITIES[input
       `strategy "${strategy}" cannot run on ${input.engine}: ${refused} (strategies that work: ${supportedStrategies(capabilities).join(', ')})`,
     );
   }
-  const plan = planStrategy(strategy, input, capabilities);
+  const plan = withAttempts(planStrategy(strategy, input, capabilities));
   return chosen ? { ...plan, rationale: `${chosen}${plan.rationale}` } : plan;
 }
 
@@ -101,8 +101,15 @@ function planStrategy(strategy: Concrete, input: DeployInput, capabilities: Capa
 }
 
 /** The plan of any operation the workflows run: a deploy, a mirror refresh or a rollback. */
-export function planOperation(input: DeployInput, operation: 'deploy' | 'rollback'): Plan {
-  return operation === 'rollback' ? planRollback(input) : planDeploy(input);
+export function planOperation(input: DeployInput, operation: Operation): Plan {
+  switch (operation) {
+    case 'rollback':
+      return planRollback(input);
+    case 'mirror-refresh':
+      return planDeploy({ ...input, strategy: 'mirror' });
+    case 'deploy':
+      return planDeploy(input);
+  }
 }
 
 export type { PlanKind };

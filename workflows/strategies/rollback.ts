@@ -3,14 +3,14 @@
  * The current prod is backed up first, so a rollback can itself be rolled back, and the backup it
  * restores from stays: rolling back twice to the same deploy gives the same prod.
  */
-import type { Plan } from '../plan.js';
+import { type Plan, withAttempts } from '../plan.js';
 import type { DeployInput } from '../types.js';
 import { dropBackup, restoreProd, steps } from './common.js';
 
 export function planRollback(input: DeployInput): Plan {
   const { prod } = input.targets;
   const which = input.rollbackTo ? `deploy ${input.rollbackTo}` : `the latest deploy to "${input.env}"`;
-  return {
+  return withAttempts({
     strategy: 'rollback',
     rationale: `restore "${prod}" to its state before ${which}, from that deploy's backup`,
     steps: steps(
@@ -45,5 +45,5 @@ export function planRollback(input: DeployInput): Plan {
         args: { prodTarget: prod },
       },
     ),
-  };
+  });
 }
