@@ -22,7 +22,8 @@ export interface ManifestNode {
     incremental_strategy?: string | null;
     unique_key?: string | string[] | null;
   };
-  depends_on: { nodes: string[] };
+  /** Seeds depend on nothing but macros: their `depends_on` has no `nodes`. */
+  depends_on: { nodes?: string[] };
   /** Present after `dbt compile` (or a build): the SELECT rendered for the invocation's target. */
   compiled_code?: string | null;
 }

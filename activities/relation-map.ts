@@ -1,15 +1,22 @@
 /**
- * Where every model of the project lives in prod and in the location a deploy builds in, resolved by
- * dbt itself (so custom schema macros are honoured) before anything is built. Kept as a file in the
- * deploy's artifact folder; only its reference travels through history.
+ * Where every model, seed and snapshot of the project lives in prod and in the location a deploy
+ * builds in, resolved by dbt itself (so custom schema macros are honoured) before anything is built.
+ * Kept as a file in the deploy's artifact folder; only its reference travels through history.
  */
 import type { PublishScope } from '../workflows/plan.js';
 import type { PublishedModel, PublishSet, Relation } from '../workflows/types.js';
 import type { Manifest, ManifestNode, RunResults } from './artifacts.js';
 
+/** The dbt resources a deploy maps: seeds and snapshots are tables too, filled by dbt from a CSV or the source's history. */
+export type MappedResource = 'model' | 'seed' | 'snapshot';
+export const MAPPED_RESOURCES: readonly MappedResource[] = ['model', 'seed', 'snapshot'];
+
 export interface MappedModel {
   uniqueId: string;
+  /** Absent in relation maps written before seeds and snapshots were mapped: those held models only. */
+  resourceType?: MappedResource;
   name: string;
+  /** dbt's `config.materialized`: `seed` and `snapshot` for those resources. */
   materialized: string;
   tags: string[];
   dependsOn: string[];
@@ -28,7 +35,7 @@ export interface RelationMap {
 }
 
 /** One line of `dbt ls --output json --output-keys unique_id name database schema alias [config]`. */
-interface ListedModel {
+export interface ListedModel {
   unique_id: string;
   name: string;
   database: string;
@@ -37,7 +44,29 @@ interface ListedModel {
   config?: { materialized: string };
 }
 
-const PUBLISHABLE_MATERIALIZATIONS = new Set(['table', 'incremental', 'view']);
+/** What holds rows: copied by a sync and by a publish. */
+export const TABLE_MATERIALIZATIONS: ReadonlySet<string> = new Set([
+  'table',
+  'incremental',
+  'seed',
+  'snapshot',
+]);
+const PUBLISHABLE_MATERIALIZATIONS: ReadonlySet<string> = new Set([...TABLE_MATERIALIZATIONS, 'view']);
+const PUBLISHABLE_NAMES = 'table, incremental, view, seed, snapshot';
+
+function resourceOf(uniqueId: string): MappedResource | undefined {
+  const type = uniqueId.split('.')[0];
+  return MAPPED_RESOURCES.find((r) => r === type);
+}
+
+/**
+ * Seeds and snapshots go to prod with every deploy that publishes the project, whatever their tags: a
+ * seed is reference data that published views may read, and a snapshot's history exists nowhere else.
+ */
+export function publishedWithEveryDeploy(model: Pick<MappedModel, 'uniqueId'>): boolean {
+  const resource = resourceOf(model.uniqueId);
+  return resource === 'seed' || resource === 'snapshot';
+}
 
 export function relationOf(node: {
   database: string | null;
@@ -48,7 +77,7 @@ export function relationOf(node: {
   return { database: node.database ?? '', schema: node.schema, identifier: node.alias ?? node.name };
 }
 
-/** Joins the prod manifest (from `dbt compile --target prod`) with where `dbt ls` says the build target puts each model. */
+/** Joins the prod manifest (from `dbt compile --target prod`) with where `dbt ls` says the build target puts each node. */
 export function buildRelationMap(
   prodManifest: Manifest,
   buildListing: string[],
@@ -59,15 +88,17 @@ export function buildRelationMap(
   for (const line of buildListing) {
     const listed = JSON.parse(line) as ListedModel;
     const node = prodManifest.nodes[listed.unique_id];
-    if (!node || node.resource_type !== 'model') continue;
+    const resourceType = node && resourceOf(node.unique_id);
+    if (!node || !resourceType || node.resource_type !== resourceType) continue;
     const materialized = node.config.materialized;
     if (materialized === 'ephemeral') continue;
     models.push({
       uniqueId: node.unique_id,
+      resourceType,
       name: node.name,
       materialized,
       tags: node.tags,
-      dependsOn: node.depends_on.nodes,
+      dependsOn: node.depends_on.nodes ?? [],
       prod: relationOf(node),
       build: relationOf(listed),
       ...(materialized === 'view' && node.compiled_code ? { prodSql: node.compiled_code } : {}),
@@ -75,6 +106,35 @@ export function buildRelationMap(
     });
   }
   return { ...targets, models };
+}
+
+/** A relation in prod and the one the build target uses in its place. */
+export interface RelationPair {
+  name: string;
+  prod: Relation;
+  build: Relation;
+}
+
+/**
+ * Pairs each node `dbt ls` listed for the build target with its prod relation; nodes prod does not
+ * know (`prodOf` answers undefined) are left out.
+ */
+export function pairListed(
+  buildListing: string[],
+  prodOf: (uniqueId: string) => Relation | undefined,
+): RelationPair[] {
+  const pairs: RelationPair[] = [];
+  for (const line of buildListing) {
+    const listed = JSON.parse(line) as ListedModel;
+    const prod = prodOf(listed.unique_id);
+    if (prod) pairs.push({ name: listed.name, prod, build: relationOf(listed) });
+  }
+  return pairs;
+}
+
+/** How many of a publish set's entries are models (seeds and snapshots alone are no deploy). */
+export function modelsIn(publishSet: PublishSet): number {
+  return [...publishSet.tables, ...publishSet.views].filter((m) => resourceOf(m.uniqueId) === 'model').length;
 }
 
 /** Each prod schema paired with the schema the build target uses in its place. */
@@ -96,7 +156,10 @@ export class UnpublishableModel extends Error {
   override readonly name = 'UnsupportedOperation';
 }
 
-/** The models a deploy publishes, in dependency order (a view is created after what it reads). */
+/**
+ * The models, seeds and snapshots a deploy publishes, in dependency order (a view is created after
+ * what it reads). `tagged` adds every seed and snapshot (see `publishedWithEveryDeploy`).
+ */
 export function publishSetOf(
   map: RelationMap,
   runResults: RunResults,
@@ -105,12 +168,14 @@ export function publishSetOf(
 ): PublishSet {
   const built = new Set(
     runResults.results
-      .filter((r) => r.unique_id.startsWith('model.') && r.status === 'success')
+      .filter((r) => resourceOf(r.unique_id) !== undefined && r.status === 'success')
       .map((r) => r.unique_id),
   );
   let chosen: MappedModel[];
   if (scope === 'tagged') {
-    chosen = map.models.filter((m) => !m.mirror && m.tags.some((t) => publishTags.includes(t)));
+    chosen = map.models.filter(
+      (m) => !m.mirror && (publishedWithEveryDeploy(m) || m.tags.some((t) => publishTags.includes(t))),
+    );
   } else {
     chosen = map.models.filter((m) => built.has(m.uniqueId));
   }
@@ -118,7 +183,7 @@ export function publishSetOf(
   for (const model of dependencyOrder(chosen)) {
     if (!PUBLISHABLE_MATERIALIZATIONS.has(model.materialized)) {
       throw new UnpublishableModel(
-        `${model.name} is materialized as "${model.materialized}", which cannot be published yet (table, incremental, view)`,
+        `${model.name} is materialized as "${model.materialized}", which cannot be published yet (${PUBLISHABLE_NAMES})`,
       );
     }
     const published: PublishedModel = {
@@ -134,8 +199,8 @@ export function publishSetOf(
 }
 
 /**
- * wac's publish set: where the staging build put each selected model (its manifest) joined with where
- * `dbt ls --target prod` says the model lives in prod.
+ * wac's publish set: where the staging build put each selected node (its manifest) joined with where
+ * `dbt ls --target prod` says the node lives in prod.
  */
 export function toPublishSet(manifest: Manifest, listedLines: string[]): PublishSet {
   const publishSet: PublishSet = { tables: [], views: [] };
@@ -147,7 +212,7 @@ export function toPublishSet(manifest: Manifest, listedLines: string[]): Publish
     if (materialized === 'ephemeral') continue;
     if (!PUBLISHABLE_MATERIALIZATIONS.has(materialized)) {
       throw new UnpublishableModel(
-        `${listed.name} is materialized as "${materialized}", which cannot be published yet (table, incremental, view)`,
+        `${listed.name} is materialized as "${materialized}", which cannot be published yet (${PUBLISHABLE_NAMES})`,
       );
     }
     const model: PublishedModel = {

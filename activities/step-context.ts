@@ -39,6 +39,8 @@ export interface DeployState {
   published?: string[];
   /** Where every model lives in prod and in the build location (the `resolve` step's file). */
   relations?: ArtifactRef;
+  /** The build target a full `sync` brought up to prod, snapshots included: its build needs no sync of its own. */
+  syncedFromProd?: string;
   /** Staging's fingerprints taken just before a swap, for verifying prod after it (staging is gone then). */
   expected?: Fingerprint[];
   /** Rollback only: the earlier deploy's backup being restored. */

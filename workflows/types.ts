@@ -94,7 +94,8 @@ export interface AuditSummary {
 export interface PublishedModel {
   uniqueId: string;
   name: string;
-  materialized: 'table' | 'incremental' | 'view';
+  /** Seeds and snapshots are tables dbt fills itself; they are copied like tables. */
+  materialized: 'table' | 'incremental' | 'view' | 'seed' | 'snapshot';
   staging: Relation;
   prod: Relation;
 }

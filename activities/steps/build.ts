@@ -1,6 +1,6 @@
 /**
- * The steps before anything is published: resolve where models live, bring the build location up to
- * prod, build and audit with dbt, and choose what to publish.
+ * The steps before anything is published: resolve where models, seeds and snapshots live, bring the
+ * build location up to prod, build and audit with dbt, and choose what to publish.
  */
 
 import { existsSync } from 'node:fs';
@@ -18,9 +18,15 @@ import {
 } from '../artifacts.js';
 import {
   buildRelationMap,
+  type ListedModel,
+  modelsIn,
+  pairListed,
   publishSetOf,
   type RelationMap,
+  type RelationPair,
+  relationOf,
   schemaPairs,
+  TABLE_MATERIALIZATIONS,
   toPublishSet,
   UnpublishableModel,
 } from '../relation-map.js';
@@ -48,6 +54,12 @@ export function buildSteps(paths: StepPaths) {
     async dbtBuild({ input, state, stepId, args }: StepRequest<BuildArgs>): Promise<StepOutcome> {
       const dir = join(artifactsDirOf(input), stepId);
       const selection = buildSelection(state, args, prodStateDirOf(input));
+      const snapshots = await snapshotsUpToProd(
+        parseCacheOf(input),
+        { input, state, stepId, args },
+        selection.flags,
+        dir,
+      );
       const outcome = await dbt(
         parseCacheOf(input),
         input,
@@ -62,7 +74,7 @@ export function buildSteps(paths: StepPaths) {
       };
       const { done, failed } = outcome.progress;
       return {
-        summary: `dbt build in "${args.target}"${selection.note}: ${done} nodes, ${failed} not passing`,
+        summary: `dbt build in "${args.target}"${selection.note}: ${done} nodes, ${failed} not passing${snapshots}`,
         state: { artifactsDir: artifactsDirOf(input), artifacts: { [stepId]: artifacts } },
       };
     },
@@ -150,8 +162,12 @@ export function buildSteps(paths: StepPaths) {
       const file = join(dir, 'relations.json');
       await writeFile(file, JSON.stringify(map, null, 2));
       const schemas = schemaPairs(map).map((p) => `${p.prod.schema} ↔ ${p.build.schema}`);
+      const count = (type: string) => map.models.filter((m) => (m.resourceType ?? 'model') === type).length;
+      const others = ['seed', 'snapshot']
+        .map((type) => (count(type) > 0 ? `, ${count(type)} ${type}s` : ''))
+        .join('');
       return {
-        summary: `${map.models.length} models; schemas ${schemas.join(', ')}`,
+        summary: `${count('model')} models${others}; schemas ${schemas.join(', ')}`,
         state: {
           artifactsDir: artifactsDirOf(input),
           relations: await artifactRef(file),
@@ -167,16 +183,11 @@ export function buildSteps(paths: StepPaths) {
     }: StepRequest<{ buildTarget: string; only?: string[] }>): Promise<StepOutcome> {
       const map = await readArtifact<RelationMap>(requireRelations(state));
       return warehouse(input, input.targets.prod, async (w) => {
-        const tables: Array<{ from: Relation; to: Relation }> = [];
-        const drop: Relation[] = [];
         const models = args.only ? map.models.filter((m) => m.mirror) : map.models;
-        for (const model of models.filter(
-          (m) => m.materialized === 'table' || m.materialized === 'incremental',
-        )) {
-          if ((await w.relationKind(model.prod)) === 'table')
-            tables.push({ from: model.prod, to: model.build });
-          else if ((await w.relationKind(model.build)) !== 'absent') drop.push(model.build);
-        }
+        const { tables, drop } = await upToProd(
+          w,
+          models.filter((m) => TABLE_MATERIALIZATIONS.has(m.materialized)),
+        );
         if (!args.only) {
           // A full sync leaves the build location holding the project's models and nothing else, so a
           // model removed from the project is not carried into prod by a swap.
@@ -197,7 +208,11 @@ export function buildSteps(paths: StepPaths) {
         }
         await w.replaceRelations({ tables, views: [], drop });
         const dropped = drop.length > 0 ? `, dropped ${drop.length} that prod does not have` : '';
-        return { summary: `copied ${tables.length} tables from prod into "${args.buildTarget}"${dropped}` };
+        return {
+          summary: `copied ${tables.length} tables from prod into "${args.buildTarget}"${dropped}`,
+          // The raw layer alone leaves the build's snapshots to the build step.
+          ...(args.only ? {} : { state: { syncedFromProd: args.buildTarget } }),
+        };
       });
     },
 
@@ -210,7 +225,7 @@ export function buildSteps(paths: StepPaths) {
       const manifest = await readArtifact<Manifest>(requireArtifact(state, args.buildStepId, 'manifest'));
       const dir = join(artifactsDirOf(input), stepId);
       const selection = input.publishTags.map((tag) => `tag:${tag}`);
-      // dbt itself says where each model lives in prod, so custom schema macros are honoured.
+      // dbt itself says where each node lives in prod, so custom schema macros are honoured.
       const listed = await dbt(
         parseCacheOf(input),
         input,
@@ -220,9 +235,12 @@ export function buildSteps(paths: StepPaths) {
           '--target',
           args.prodTarget,
           '--resource-type',
-          'model',
+          ...MAPPED,
           '--select',
           ...selection,
+          // Seeds and snapshots go with every deploy, whatever their tags (see publishedWithEveryDeploy).
+          'resource_type:seed',
+          'resource_type:snapshot',
           ...(input.mirror ? ['--exclude', ...input.mirror.select] : []),
           '--output',
           'json',
@@ -239,8 +257,7 @@ export function buildSteps(paths: StepPaths) {
           throw ApplicationFailure.nonRetryable(error.message, error.name);
         throw error;
       }
-      const count = publishSet.tables.length + publishSet.views.length;
-      if (count === 0) {
+      if (modelsIn(publishSet) === 0) {
         const blocked = `no models tagged ${input.publishTags.join(', ')}: nothing to publish (check publish.tags in deploy.yml)`;
         return { summary: blocked, blocked };
       }
@@ -271,8 +288,7 @@ export function buildSteps(paths: StepPaths) {
         const drop = await warehouse(input, args.prodTarget, (w) => relationsNotInProject(w, map));
         if (drop.length > 0) publishSet = { ...publishSet, drop };
       }
-      const count = publishSet.tables.length + publishSet.views.length;
-      if (count === 0) {
+      if (modelsIn(publishSet) === 0) {
         const blocked = 'the build produced no model to publish';
         return { summary: blocked, blocked };
       }
@@ -285,15 +301,81 @@ export function buildSteps(paths: StepPaths) {
   };
 }
 
-const LS_MODELS = [
-  'ls',
-  '--resource-type',
-  'model',
-  '--output',
-  'json',
-  '--output-keys',
-  'unique_id name database schema alias',
-];
+/** The resources a deploy maps; seeds and snapshots are tables dbt fills itself. */
+const MAPPED = ['model', 'seed', 'snapshot'];
+const LS_KEYS = ['--output', 'json', '--output-keys', 'unique_id name database schema alias'];
+const LS_MODELS = ['ls', '--resource-type', ...MAPPED, ...LS_KEYS];
+const LS_SNAPSHOTS = ['ls', '--resource-type', 'snapshot', ...LS_KEYS];
+
+/**
+ * Copies each prod table over its build relation, or drops the build relation where prod has no such
+ * table, so what the build extends (incremental models, snapshots) starts from exactly what prod holds.
+ */
+async function upToProd(
+  w: WarehouseAdapter,
+  pairs: Array<Pick<RelationPair, 'prod' | 'build'>>,
+): Promise<{ tables: Array<{ from: Relation; to: Relation }>; drop: Relation[] }> {
+  const tables: Array<{ from: Relation; to: Relation }> = [];
+  const drop: Relation[] = [];
+  for (const pair of pairs) {
+    if ((await w.relationKind(pair.prod)) === 'table') tables.push({ from: pair.prod, to: pair.build });
+    else if ((await w.relationKind(pair.build)) !== 'absent') drop.push(pair.build);
+  }
+  return { tables, drop };
+}
+
+/**
+ * A snapshot's history exists only in prod: a build outside prod first copies prod's copy of every
+ * snapshot it is about to run, as the sync does for incremental models, or its publish would replace
+ * prod's history with the build location's. Builds in prod and builds after a full sync skip this;
+ * plans without a resolve step (wac) ask dbt where the snapshots live.
+ */
+async function snapshotsUpToProd(
+  parseCache: string,
+  { input, state, args }: StepRequest<BuildArgs>,
+  flags: string[],
+  dir: string,
+): Promise<string> {
+  if (args.target === input.targets.prod || state.syncedFromProd === args.target) return '';
+  // The build's own selection, so only the snapshots this build runs are touched.
+  const listed = await dbt(
+    parseCache,
+    input,
+    args.target,
+    [...LS_SNAPSHOTS, '--target', args.target, ...flags],
+    join(dir, 'snapshots'),
+  );
+  if (listed.listed.length === 0) return '';
+  let prodOf: (uniqueId: string) => Relation | undefined;
+  if (state.relations) {
+    const map = await readArtifact<RelationMap>(state.relations);
+    const byId = new Map(map.models.map((m) => [m.uniqueId, m.prod]));
+    prodOf = (id) => byId.get(id);
+  } else {
+    const prod = await dbt(
+      parseCache,
+      input,
+      input.targets.prod,
+      [...LS_SNAPSHOTS, '--target', input.targets.prod],
+      join(dir, 'snapshots-prod'),
+    );
+    const byId = new Map(
+      prod.listed.map((line) => {
+        const node = JSON.parse(line) as ListedModel;
+        return [node.unique_id, relationOf(node)] as const;
+      }),
+    );
+    prodOf = (id) => byId.get(id);
+  }
+  const pairs = pairListed(listed.listed, prodOf);
+  const { tables, drop } = await warehouse(input, input.targets.prod, async (w) => {
+    const change = await upToProd(w, pairs);
+    await w.replaceRelations({ ...change, views: [] });
+    return change;
+  });
+  const started = drop.length > 0 ? `, ${drop.length} started afresh (prod has none)` : '';
+  return `; ${tables.length} snapshots copied from prod first${started}`;
+}
 
 /** The flags a build step passes to dbt, and a note for its summary. */
 function buildSelection(
@@ -302,6 +384,9 @@ function buildSelection(
   prodStateDir: string,
 ): { flags: string[]; note: string } {
   const exclude = args.exclude?.length ? ['--exclude', ...args.exclude] : [];
+  // A snapshot records the source as of each deploy and its code seldom changes, so a state-aware
+  // selection (clone-back) would leave its history behind: every such build runs the snapshots too.
+  const snapshots = args.stateAware ? ['resource_type:snapshot'] : [];
   if (args.selectPublishSet) {
     const { tables, views } = requirePublishSet(state);
     const names = [...tables, ...views].map((m) => m.name);
@@ -317,9 +402,12 @@ function buildSelection(
       // Nothing was published before: every model counts as changed.
       return { flags: exclude, note: ' (no earlier deploy to compare with: every model)' };
     }
-    return { flags: ['--select', ...args.select, '--state', prodStateDir, ...exclude], note: '' };
+    return {
+      flags: ['--select', ...args.select, ...snapshots, '--state', prodStateDir, ...exclude],
+      note: '',
+    };
   }
-  return { flags: ['--select', ...args.select, ...exclude], note: '' };
+  return { flags: ['--select', ...args.select, ...snapshots, ...exclude], note: '' };
 }
 
 /**

@@ -107,6 +107,17 @@ export async function appendRawOrders(target: RawTarget, options: RawDataOptions
   });
 }
 
+/**
+ * Changes the email of the given customers in place, as the shop's own database does when a customer
+ * edits their profile: what the example's snapshot records as a new version.
+ */
+export async function changeCustomerEmails(target: RawTarget, ids: readonly number[]): Promise<void> {
+  if (ids.length === 0) return;
+  await withDatabase(target, async (run) => {
+    await run(`UPDATE raw.customers SET email = 'new.' || email WHERE id IN (${ids.map(Number).join(', ')})`);
+  });
+}
+
 type Run = (sql: string) => Promise<void>;
 type Query = (sql: string) => Promise<Record<string, unknown>[]>;
 

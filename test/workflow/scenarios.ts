@@ -6,7 +6,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { appendRawOrders } from '../../examples/jaffle_shop/raw-data.js';
+import { appendRawOrders, changeCustomerEmails } from '../../examples/jaffle_shop/raw-data.js';
 import type { DeployActivities } from '../../activities/steps.js';
 import type { DeployResult } from '../../workflows/types.js';
 import {
@@ -27,8 +27,13 @@ const PROD = 'analytics';
 const STAGING = 'analytics_staging';
 const AUDIT = 'analytics_audit';
 const TAGGED = ['customer_revenue', 'dim_customers', 'fct_orders', 'util_calendar'];
+/** The example's seed (read by the customer_revenue view) and snapshot (read by dim_customers). */
+const SEED = 'customer_segments';
+const SNAPSHOT = 'customers_snapshot';
+/** What every deploy publishes, whatever the strategy: the tagged models, the seeds and the snapshots. */
+const WITH_EVERY_DEPLOY = [...TAGGED, SEED, SNAPSHOT].sort();
 const EVERY_MODEL = [
-  ...TAGGED,
+  ...WITH_EVERY_DEPLOY,
   'raw_customers',
   'raw_orders',
   'raw_payments',
@@ -43,8 +48,8 @@ type Strategy = 'blue-green' | 'clone-back' | 'wap' | 'wac';
 const PUBLISHED: Record<Strategy, string[]> = {
   'blue-green': EVERY_MODEL,
   'clone-back': EVERY_MODEL,
-  wap: TAGGED,
-  wac: TAGGED,
+  wap: WITH_EVERY_DEPLOY,
+  wac: WITH_EVERY_DEPLOY,
 };
 
 /** The step after publish where a fault is injected, per strategy: [activity, step id]. */
@@ -72,11 +77,53 @@ async function orderCoverage(
   return { rows: Number(row?.['n']), distinct: Number(row?.['d']), missing: Number(row?.['missing']) };
 }
 
+/** The seed's rows in prod, and what the view reading it makes of them (every customer in one segment). */
+async function seedInProd(project: ExampleProject): Promise<{ segments: string[]; customers: number }> {
+  return look(project, async (read) => {
+    const rows = await read(
+      `SELECT customer_segment, min_orders, max_orders FROM ${PROD}.${SEED} ORDER BY min_orders`,
+    );
+    const [revenue] = await read(`SELECT sum(customers) AS n FROM ${PROD}.customer_revenue`);
+    return {
+      segments: rows.map(
+        (r) => `${String(r['customer_segment'])}:${String(r['min_orders'])}-${String(r['max_orders'] ?? '')}`,
+      ),
+      customers: Number(revenue?.['n']),
+    };
+  });
+}
+
+interface SnapshotVersion {
+  id: number;
+  email: string;
+  validFrom: string;
+  validTo: string | null;
+}
+
+/** Every version prod's snapshot holds of the given customers, oldest first. */
+async function snapshotVersions(project: ExampleProject, ids: readonly number[]): Promise<SnapshotVersion[]> {
+  const rows = await look(project, (read) =>
+    read(
+      `SELECT id, email, cast(dbt_valid_from AS VARCHAR) AS valid_from, cast(dbt_valid_to AS VARCHAR) AS valid_to ` +
+        `FROM ${PROD}.${SNAPSHOT} WHERE id IN (${ids.join(', ')}) ORDER BY id, dbt_valid_from`,
+    ),
+  );
+  return rows.map((r) => ({
+    id: Number(r['id']),
+    email: String(r['email']),
+    validFrom: String(r['valid_from']),
+    validTo: r['valid_to'] === null ? null : String(r['valid_to']),
+  }));
+}
+
 function pick<T>(record: Record<string, T>, names: string[]): Record<string, T> {
   return Object.fromEntries(names.map((n) => [n, record[n] as T]));
 }
 
-/** strategy x engine: publish, a failing audit, and a fault after publish, each checked in the warehouse. */
+/**
+ * strategy x engine: publish, a failing audit, a fault after publish, and the snapshot's history across
+ * two published deploys, each checked in the warehouse.
+ */
 export function strategyMatrix(
   engine: Engine,
   namespace: TestNamespace,
@@ -87,6 +134,9 @@ export function strategyMatrix(
   describe.each(strategies)(`%s on ${engine}`, (strategy) => {
     let project: ExampleProject;
     let worker: TestWorker;
+    /** The snapshot's versions of the customers whose email changes, as the first deploy published them. */
+    let versionsAtT: SnapshotVersion[] = [];
+    const changed = [3, 17] as const;
     const deploy = (extra: { vars?: string } = {}) =>
       worker.deploy({ projectDir: project.dir, strategy, ...extra });
 
@@ -103,6 +153,15 @@ export function strategyMatrix(
       expect(Object.keys(prod).sort()).toEqual(PUBLISHED[strategy]);
       expect(prod['customer_revenue']?.kind).toBe('view');
       expect(await orderCoverage(project)).toEqual({ rows: 600, distinct: 600, missing: 0 });
+      // The seed is in prod with the CSV's rows, and the published view reading it works there.
+      expect(await seedInProd(project)).toEqual({
+        segments: ['prospect:0-0', 'new:1-1', 'returning:2-4', 'loyal:5-'],
+        customers: 200,
+      });
+      // The snapshot's first run: one open version per source customer.
+      expect(prod[SNAPSHOT]).toMatchObject({ kind: 'table', rows: 200 });
+      versionsAtT = await snapshotVersions(project, changed);
+      expect(versionsAtT.map((v) => [v.id, v.validTo])).toEqual(changed.map((id) => [id, null]));
       const schemas = await listSchemas(project);
       const built = strategy === 'wap' ? AUDIT : STAGING;
       expect(schemas.includes(strategy === 'wap' ? STAGING : AUDIT), 'untouched location').toBe(false);
@@ -155,6 +214,31 @@ export function strategyMatrix(
       expect(changedProd.length).toBeGreaterThan(0);
       expect(await snapshotSchema(project, PROD)).toEqual(before);
       expect(await backupSchemas(project)).toEqual(backupsBefore);
+    });
+
+    it("keeps the snapshot's history: after a source change the next deploy closes the old version and opens a new one", async () => {
+      await changeCustomerEmails(project.raw, changed);
+
+      const result = await deploy();
+
+      expect(result.status, result.reason).toBe('published');
+      const versions = await snapshotVersions(project, changed);
+      expect(versions).toHaveLength(2 * changed.length);
+      for (const [index, id] of changed.entries()) {
+        const [old, current] = versions.filter((v) => v.id === id);
+        // The version the first deploy recorded is still there, unchanged but for its end: the
+        // snapshot was extended from prod's copy, not rebuilt from scratch.
+        expect(old).toEqual({ ...versionsAtT[index], validTo: current?.validFrom });
+        expect(current?.validTo).toBeNull();
+        expect(current?.email).toBe(`new.${old?.email}`);
+        expect(current!.validFrom > old!.validFrom).toBe(true);
+      }
+      const prod = await snapshotSchema(project, PROD);
+      expect(prod[SNAPSHOT]?.rows).toBe(200 + changed.length);
+      const [profiles] = await look(project, (read) =>
+        read(`SELECT sum(profile_changes) AS n FROM ${PROD}.dim_customers`),
+      );
+      expect(Number(profiles?.['n'])).toBe(changed.length);
     });
   });
 }

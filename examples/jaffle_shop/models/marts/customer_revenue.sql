@@ -1,22 +1,21 @@
 {{ config(materialized='view') }}
 
 -- Revenue per customer segment. Reads only from the marts (dim_customers and
--- fct_orders), never from staging, so it can be published alongside them.
+-- fct_orders) and the seed customer_segments, never from staging, so it can be
+-- published alongside them (every strategy publishes the project's seeds).
 --
--- Segments by number of orders: prospect (0), new (1), returning (2-4),
--- loyal (5+). Revenue excludes returned orders.
+-- Segments by number of orders, as the seed defines them: prospect (0), new (1),
+-- returning (2-4), loyal (5+). Revenue excludes returned orders.
 
 with customers as (
 
     select
-        customer_id,
-        case
-            when number_of_orders = 0 then 'prospect'
-            when number_of_orders = 1 then 'new'
-            when number_of_orders < 5 then 'returning'
-            else 'loyal'
-        end as customer_segment
-    from {{ ref('dim_customers') }}
+        dim_customers.customer_id,
+        segments.customer_segment
+    from {{ ref('dim_customers') }} as dim_customers
+    inner join {{ ref('customer_segments') }} as segments
+        on dim_customers.number_of_orders >= segments.min_orders
+        and (segments.max_orders is null or dim_customers.number_of_orders <= segments.max_orders)
 
 ),
 

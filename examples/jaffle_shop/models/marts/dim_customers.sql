@@ -1,5 +1,7 @@
 -- One row per customer with their order history summarised.
 -- Returned orders count as orders but not towards lifetime value.
+-- profile_changes counts how often the customer's name or email changed, from the
+-- snapshot's history (its closed versions).
 
 with customers as (
 
@@ -26,6 +28,16 @@ order_payments as (
         sum(amount) as amount
     from payments
     group by order_id
+
+),
+
+profile_history as (
+
+    select
+        id                              as customer_id,
+        count(dbt_valid_to)             as profile_changes
+    from {{ ref('customers_snapshot') }}
+    group by id
 
 ),
 
@@ -59,7 +71,10 @@ select
     customer_orders.first_order_at,
     customer_orders.last_order_at,
     cast(coalesce(customer_orders.number_of_orders, 0) as integer)      as number_of_orders,
-    cast(coalesce(customer_orders.lifetime_value, 0) as numeric(18, 2)) as lifetime_value
+    cast(coalesce(customer_orders.lifetime_value, 0) as numeric(18, 2)) as lifetime_value,
+    cast(coalesce(profile_history.profile_changes, 0) as integer)       as profile_changes
 from customers
 left join customer_orders
     on customers.customer_id = customer_orders.customer_id
+left join profile_history
+    on customers.customer_id = profile_history.customer_id
