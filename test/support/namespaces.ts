@@ -7,5 +7,8 @@ export const TEST_NAMESPACES = [
   'test-ui',
   'test-crash',
   'test-ops',
+  'test-chaos',
+  'test-inputs',
+  'test-secrets',
 ] as const;
 export type TestNamespace = (typeof TEST_NAMESPACES)[number];
