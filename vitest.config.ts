@@ -5,6 +5,8 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     // One Temporal dev server for the whole run; every test file gets its own task queue.
     globalSetup: ['test/support/global-setup.ts'],
+    // Each test file removes the folders and databases it made, also when a test fails.
+    setupFiles: ['test/support/cleanup.ts'],
     pool: 'forks',
     // dbt is CPU-bound and the machine has 2 cores: more parallel files only slow each other down.
     maxWorkers: 2,

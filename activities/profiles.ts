@@ -107,14 +107,16 @@ export function connectionFor(
       const path = isAbsolute(raw) ? raw : resolve(projectDir, raw);
       const database =
         typeof output['database'] === 'string' ? output['database'] : basename(path, extname(path));
-      return { engine, path, database, schema: output.schema ?? 'main' };
+      const schema = safeName(output.schema ?? 'main', target, 'duckdb');
+      return { engine, path, database, schema };
     }
     case 'postgres': {
       const field = (name: string) => profileText(output[name]);
       const user = field('user');
       // dbt-postgres names the database `dbname` and accepts `database`; the password also as `pass`.
       const dbname = field('dbname') ?? field('database');
-      if (user === undefined || dbname === undefined || output.schema === undefined)
+      const schema = profileText(output.schema);
+      if (user === undefined || dbname === undefined || schema === undefined)
         throw new ProfileError(`target "${target}": a postgres target needs user, dbname and schema`);
       const password = field('password') ?? field('pass');
       return {
@@ -124,17 +126,40 @@ export function connectionFor(
         user,
         ...(password === undefined ? {} : { password }),
         dbname,
-        schema: output.schema,
+        schema: safeName(schema, target, 'postgres'),
       };
     }
   }
 }
 
-/** A scalar profile value as text; numbers count, since YAML reads `port: 5432` or `user: 123` as one. */
+/** A scalar profile value as text; numbers count, since YAML reads `port: 5432` or `user: 123` as one. Blank is unset. */
 function profileText(value: unknown): string | undefined {
-  if (typeof value === 'string') return value;
+  if (typeof value === 'string') return value.trim() === '' ? undefined : value;
   if (typeof value === 'number') return String(value);
   return undefined;
+}
+
+/** PostgreSQL's NAMEDATALEN - 1: longer names are cut silently, so two schemas could become one. */
+const POSTGRES_MAX_NAME_BYTES = 63;
+
+/**
+ * Our adapters quote every name, but dbt's own macros paste schema names into string literals
+ * (`where table_schema = '...'`): a quote or semicolon there breaks or rewrites dbt's SQL.
+ */
+function safeName(schema: string, target: string, engine: Engine): string {
+  // eslint-disable-next-line no-control-regex
+  if (/["';\\\u0000-\u001f\u007f]/.test(schema) || schema.trim() !== schema || schema === '') {
+    throw new ProfileError(
+      `target "${target}": schema ${JSON.stringify(schema)} has a quote, semicolon, backslash, control character or outer blank, which dbt's SQL does not escape; use letters, digits and _`,
+    );
+  }
+  const bytes = Buffer.byteLength(schema, 'utf8');
+  if (engine === 'postgres' && bytes > POSTGRES_MAX_NAME_BYTES) {
+    throw new ProfileError(
+      `target "${target}": schema "${schema}" is ${bytes} bytes: PostgreSQL keeps only the first ${POSTGRES_MAX_NAME_BYTES}, so two schemas could become one; shorten it`,
+    );
+  }
+  return schema;
 }
 
 /** `env_var()` renders to text, so a port may arrive as "5432". */

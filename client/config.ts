@@ -50,7 +50,10 @@ export function loadDeployConfig(path: string): DeployConfig {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
-  } catch {
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
+      throw new UsageError(`${path}: cannot read it (${readFailure(error)}); --config takes a file`);
+    }
     throw new UsageError(
       `${path}: not found (create it beside dbt_project.yml, see docs/configuration.md, or pass --config)`,
     );
@@ -68,6 +71,14 @@ export function loadDeployConfig(path: string): DeployConfig {
     throw new UsageError(`${path}: ${issue ? describeIssue(issue) : 'invalid'}`);
   }
   return parsed.data;
+}
+
+/** `is a directory`, `permission denied`: the OS's words without the call and path around them. */
+export function readFailure(error: unknown): string {
+  const { code, message } = error as NodeJS.ErrnoException;
+  if (code === 'EISDIR') return 'it is a directory';
+  if (code === 'EACCES') return 'permission denied';
+  return code ?? message;
 }
 
 function describeIssue(issue: z.core.$ZodIssue): string {

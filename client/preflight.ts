@@ -8,13 +8,13 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Duration } from '@temporalio/common';
 import { msToNumber } from '@temporalio/common/lib/time.js';
-import { parse } from 'yaml';
+import { parse, YAMLParseError } from 'yaml';
 import { dbtBin } from '../activities/dbt.js';
 import { connectionFor, ProfileError, type WarehouseConnection } from '../activities/profiles.js';
 import { CAPABILITIES, type Engine } from '../activities/warehouses/capabilities.js';
 import { supportedStrategies, unsupportedBecause } from '../workflows/strategies/index.js';
 import { STRATEGIES, type DeployInput, type StrategyName } from '../workflows/types.js';
-import { type DeployConfig, loadDeployConfig } from './config.js';
+import { type DeployConfig, loadDeployConfig, readFailure } from './config.js';
 import { UsageError } from './errors.js';
 
 export interface DeployOptions {
@@ -192,7 +192,19 @@ function readDbtProject(projectDir: string): { name: string; profile: string } {
   if (!existsSync(path)) {
     throw new UsageError(`${projectDir}: no dbt_project.yml here (pass --project-dir, as with dbt)`);
   }
-  const parsed: unknown = parse(readFileSync(path, 'utf8'));
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new UsageError(`${path}: cannot read it (${readFailure(error)})`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = parse(text);
+  } catch (error) {
+    const detail = error instanceof YAMLParseError ? error.message.split('\n')[0] : String(error);
+    throw new UsageError(`${path}: not valid YAML: ${detail}`);
+  }
   const record = (parsed ?? {}) as Record<string, unknown>;
   const name = record['name'];
   if (typeof name !== 'string') throw new UsageError(`${path}: has no "name"`);

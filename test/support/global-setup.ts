@@ -2,15 +2,18 @@
  * Starts one Temporal dev server (with its Web UI, for the browser test) and one PostgreSQL cluster
  * for the whole run (parallel servers race and slow a 2-core machine) and bundles the workflows once,
  * so each test file's worker starts without webpack. Test files that need PostgreSQL create their own
- * database on the shared cluster.
+ * database on the shared cluster. Test files make their folders under one scratch root of the run;
+ * teardown counts what they left there (each file removes its own, see scratch.ts), then removes it.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { type DevServer, freePort, startDevServer } from '../../client/dev-server.js';
 import { bundleDeployWorkflows } from '../../worker/worker.js';
 import { TEST_NAMESPACES } from './namespaces.js';
 import { type PostgresServer, type RunningPostgres, startPostgres } from './postgres.js';
+import { leftovers } from './scratch.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -18,15 +21,19 @@ declare module 'vitest' {
     temporalUiUrl: string;
     workflowBundlePath: string;
     postgres: PostgresServer;
+    /** Where test files make their temporary folders (see scratch.ts). */
+    scratchRoot: string;
   }
 }
 
 let server: DevServer | undefined;
 let postgres: RunningPostgres | undefined;
+let scratchRoot: string | undefined;
 
 export async function setup(project: TestProject): Promise<void> {
   const runDir = join(process.cwd(), '.test-runs');
   await mkdir(runDir, { recursive: true });
+  scratchRoot = await mkdtemp(join(tmpdir(), 'dbt-deploy-run-'));
   const uiPort = await freePort();
   const [started, bundle, cluster] = await Promise.allSettled([
     startDevServer({ startupTimeoutMs: 120_000, extraNamespaces: TEST_NAMESPACES, uiPort }),
@@ -46,6 +53,7 @@ export async function setup(project: TestProject): Promise<void> {
   project.provide('temporalAddress', started.value.address);
   project.provide('temporalUiUrl', started.value.uiUrl ?? `http://127.0.0.1:${uiPort}`);
   project.provide('workflowBundlePath', workflowBundlePath);
+  project.provide('scratchRoot', scratchRoot);
   const { host, port, user, password, database } = cluster.value;
   project.provide('postgres', { host, port, user, password, database });
 }
@@ -54,4 +62,14 @@ export async function teardown(): Promise<void> {
   await Promise.all([server?.stop(), postgres?.stop()]);
   server = undefined;
   postgres = undefined;
+  if (!scratchRoot) return;
+  const left = await leftovers(scratchRoot);
+  await rm(scratchRoot, { recursive: true, force: true });
+  scratchRoot = undefined;
+  if (left.length > 0) {
+    // Removed anyway, so a failing run does not fill the disk; the count makes the forgetful test visible.
+    throw new Error(
+      `${left.length} temporary folders were left by tests (not removed through test/support/scratch.ts): ${left.join(', ')}`,
+    );
+  }
 }

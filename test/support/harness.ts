@@ -4,12 +4,9 @@
  * warehouse (relations, row counts, checksums) that does not go through the adapter under test.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DuckDBInstance } from '@duckdb/node-api';
-import pg from 'pg';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { execa } from 'execa';
@@ -18,11 +15,14 @@ import { temporalCliPath } from '../../client/dev-server.js';
 import { createActivities, type DeployActivities } from '../../activities/steps.js';
 import { deployResult, newDeployId, type Operation, startDeploy } from '../../client/deploys.js';
 import { type DeployOptions, prepareDeploy } from '../../client/preflight.js';
-import type { RawTarget } from '../../examples/jaffle_shop/raw-data.js';
 import { createExampleWorkspace, type ExampleWorkspace } from '../../examples/jaffle_shop/workspace.js';
 import { createDeployWorker, quietRuntime } from '../../worker/worker.js';
 import type { DeployInput, DeployResult } from '../../workflows/types.js';
 import type { TestNamespace } from './namespaces.js';
+import { createDatabase, dropDatabase } from './postgres.js';
+import { onCleanUp, scratchDir } from './scratch.js';
+
+export { listSchemas, look, type LookTarget, type RelationSnapshot, snapshotSchema } from './warehouse.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export type ExampleProject = ExampleWorkspace;
@@ -32,19 +32,15 @@ export type Engine = 'duckdb' | 'postgres';
 /**
  * A private copy of examples/jaffle_shop with its raw sources loaded: on DuckDB in its own file, on
  * PostgreSQL in a fresh database of the run's server (so test files never see each other's schemas).
+ * Both are removed after the test file, passed or failed.
  */
 export async function exampleProject(engine: Engine = 'duckdb'): Promise<ExampleProject> {
-  const dir = join(await mkdtemp(join(tmpdir(), 'dbt-deploy-test-')), 'jaffle_shop');
+  const dir = join(await scratchDir('dbt-deploy-test-', inject('scratchRoot')), 'jaffle_shop');
   if (engine === 'duckdb') return createExampleWorkspace(dir);
   const server = inject('postgres');
   const database = `jaffle_${randomBytes(4).toString('hex')}`;
-  const admin = new pg.Client({ ...server });
-  await admin.connect();
-  try {
-    await admin.query(`CREATE DATABASE ${database}`);
-  } finally {
-    await admin.end();
-  }
+  await createDatabase(server, database);
+  onCleanUp(() => dropDatabase(server, database));
   return createExampleWorkspace(dir, { postgres: { ...server, database } });
 }
 
@@ -146,75 +142,4 @@ export async function keepHistory(worker: TestWorker, workflowId: string, name: 
   const dir = join(ROOT, '.test-runs', 'histories');
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, `${name}.json`), stdout);
-}
-
-export interface RelationSnapshot {
-  kind: 'table' | 'view';
-  rows: number;
-  /** md5 over every row's text in sorted order: any changed, added or lost row changes it. */
-  md5: string;
-}
-
-type Read = (sql: string) => Promise<Record<string, unknown>[]>;
-
-/** Where a test looks: a DuckDB file, a project (DuckDB or PostgreSQL), or a raw-data target. */
-export type LookTarget = string | ExampleWorkspace | RawTarget;
-
-/**
- * Opens the warehouse for one look with a plain client (not the adapter under test) and closes it,
- * so the worker's next step can have a DuckDB file.
- */
-export async function look<T>(target: LookTarget, work: (read: Read) => Promise<T>): Promise<T> {
-  const where = typeof target === 'object' && 'raw' in target ? target.raw : target;
-  if (typeof where === 'object') {
-    const client = new pg.Client(where.postgres);
-    await client.connect();
-    try {
-      return await work(async (sql) => (await client.query<Record<string, unknown>>(sql)).rows);
-    } finally {
-      await client.end();
-    }
-  }
-  const instance = await DuckDBInstance.create(where);
-  const connection = await instance.connect();
-  try {
-    return await work(async (sql) => (await connection.runAndReadAll(sql)).getRowObjectsJson());
-  } finally {
-    connection.closeSync();
-    instance.closeSync();
-  }
-}
-
-/** Every relation of `schema` with its content. */
-export async function snapshotSchema(
-  target: LookTarget,
-  schema: string,
-): Promise<Record<string, RelationSnapshot>> {
-  return look(target, async (read) => {
-    const relations = await read(
-      `SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = '${schema}' ORDER BY table_name`,
-    );
-    const snapshot: Record<string, RelationSnapshot> = {};
-    for (const relation of relations) {
-      const name = String(relation['table_name']);
-      const [content] = await read(
-        `SELECT count(*) AS n, md5(coalesce(string_agg(r::VARCHAR, '|' ORDER BY r::VARCHAR), '')) AS md5 FROM "${schema}"."${name}" AS r`,
-      );
-      snapshot[name] = {
-        kind: relation['table_type'] === 'VIEW' ? 'view' : 'table',
-        rows: Number(content?.['n']),
-        md5: String(content?.['md5']),
-      };
-    }
-    return snapshot;
-  });
-}
-
-export async function listSchemas(target: LookTarget): Promise<string[]> {
-  const rows = await look(target, (read) =>
-    read(
-      "SELECT DISTINCT schema_name FROM information_schema.schemata WHERE schema_name NOT LIKE 'pg_%' AND schema_name <> 'information_schema' ORDER BY 1",
-    ),
-  );
-  return rows.map((r) => String(r['schema_name']));
 }

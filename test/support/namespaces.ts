@@ -10,5 +10,8 @@ export const TEST_NAMESPACES = [
   'test-abort',
   'test-undo',
   'test-histories',
+  'test-chaos',
+  'test-inputs',
+  'test-secrets',
 ] as const;
 export type TestNamespace = (typeof TEST_NAMESPACES)[number];

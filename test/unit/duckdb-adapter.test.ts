@@ -1,12 +1,11 @@
 /** The DuckDB adapter against a real DuckDB file: backup, publish, restore, fingerprint, quoting. */
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
 import { DuckDbAdapter } from '../../activities/warehouses/duckdb.js';
 import type { Relation } from '../../workflows/types.js';
 import { snapshotSchema } from '../support/harness.js';
+import { scratchDir } from '../support/scratch.js';
 
 const LABEL = { env: 'prod', createdAt: '2026-11-25T00:00:00.000Z' };
 const rel = (schema: string, identifier: string): Relation => ({ database: 'wh', schema, identifier });
@@ -23,7 +22,7 @@ describe('DuckDbAdapter', () => {
     );
 
   beforeEach(async () => {
-    path = join(await mkdtemp(join(tmpdir(), 'duckdb-adapter-')), 'wh.duckdb');
+    path = join(await scratchDir('duckdb-adapter-', inject('scratchRoot')), 'wh.duckdb');
     const instance = await DuckDBInstance.create(path);
     const connection = await instance.connect();
     await connection.run(`
