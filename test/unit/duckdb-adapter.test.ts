@@ -2,7 +2,7 @@
 import { join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
-import { DuckDbAdapter } from '../../activities/warehouses/duckdb.js';
+import { DuckDbAdapter } from '../../activities/warehouses/duckdb/adapter.js';
 import type { Relation } from '../../workflows/types.js';
 import { snapshotSchema } from '../support/harness.js';
 import { scratchDir } from '../support/scratch.js';
@@ -145,6 +145,6 @@ describe('DuckDbAdapter', () => {
       ['prod-a', 'deploy', 1],
     ]);
     expect(backups[0]?.entries[1]).toEqual({ prod: rel('prod', 'gone'), kind: 'absent' });
-    await expect(adapter.swapSchemas()).rejects.toThrow(/cannot rename schemas/);
+    await expect(adapter.swapLocations()).rejects.toThrow(/cannot rename schemas/);
   });
 });
