@@ -249,7 +249,7 @@ function requireSeparateStaging(
     );
   }
   if (prodWarehouse !== stagingWarehouse) {
-    const what = prod.engine === 'duckdb' ? 'file' : 'database';
+    const what = { duckdb: 'file', postgres: 'database', bigquery: 'project' }[prod.engine];
     throw new UsageError(
       `${where}: target "${prodTarget}" (${prodWarehouse}) and ${role} "${stagingTarget}" (${stagingWarehouse}) must use the same ${what}`,
     );
@@ -263,6 +263,8 @@ function warehouseOf(connection: WarehouseConnection): string {
       return connection.path;
     case 'postgres':
       return `${connection.host}:${connection.port}/${connection.dbname}`;
+    case 'bigquery':
+      return `${connection.apiEndpoint ?? 'bigquery'}/${connection.project}`;
   }
 }
 

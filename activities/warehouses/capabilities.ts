@@ -3,7 +3,7 @@
  * strategy an engine cannot run) without touching the warehouse, so this module must stay free of I/O:
  * workflow code imports it.
  */
-export const ENGINES = ['duckdb', 'postgres'] as const;
+export const ENGINES = ['duckdb', 'postgres', 'bigquery'] as const;
 export type Engine = (typeof ENGINES)[number];
 
 export interface Capabilities {
@@ -38,6 +38,16 @@ export const CAPABILITIES: Record<Engine, Capabilities> = {
     transactionalDdl: true,
     cloneViews: false,
     timeTravelDays: 0,
+    singleWriter: false,
+  },
+  bigquery: {
+    // Datasets cannot be renamed and DDL cannot run in a multi-statement transaction: no swap, and
+    // every published table is replaced on its own (a copy job is atomic per table).
+    zeroCopyClone: true,
+    atomicSwap: 'none',
+    transactionalDdl: false,
+    cloneViews: false,
+    timeTravelDays: 7,
     singleWriter: false,
   },
 };

@@ -9,6 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DuckDBInstance } from '@duckdb/node-api';
+import { BigQuery } from '@google-cloud/bigquery';
+import { PassThroughClient } from 'google-auth-library';
 import pg from 'pg';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
@@ -18,7 +20,7 @@ import { temporalCliPath } from '../../client/dev-server.js';
 import { createActivities, type DeployActivities } from '../../activities/steps.js';
 import { deployResult, newDeployId, type Operation, startDeploy } from '../../client/deploys.js';
 import { type DeployOptions, prepareDeploy } from '../../client/preflight.js';
-import type { RawTarget } from '../../examples/jaffle_shop/raw-data.js';
+import type { BigQueryRawTarget, RawTarget } from '../../examples/jaffle_shop/raw-data.js';
 import { createExampleWorkspace, type ExampleWorkspace } from '../../examples/jaffle_shop/workspace.js';
 import { createDeployWorker, quietRuntime } from '../../worker/worker.js';
 import type { DeployInput, DeployResult } from '../../workflows/types.js';
@@ -27,7 +29,7 @@ import type { TestNamespace } from './namespaces.js';
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export type ExampleProject = ExampleWorkspace;
 
-export type Engine = 'duckdb' | 'postgres';
+export type Engine = 'duckdb' | 'postgres' | 'bigquery';
 
 /**
  * A private copy of examples/jaffle_shop with its raw sources loaded: on DuckDB in its own file, on
@@ -36,6 +38,14 @@ export type Engine = 'duckdb' | 'postgres';
 export async function exampleProject(engine: Engine = 'duckdb'): Promise<ExampleProject> {
   const dir = join(await mkdtemp(join(tmpdir(), 'dbt-deploy-test-')), 'jaffle_shop');
   if (engine === 'duckdb') return createExampleWorkspace(dir);
+  if (engine === 'bigquery') {
+    const apiEndpoint = inject('bigqueryEndpoint');
+    if (!apiEndpoint)
+      throw new Error('the BigQuery emulator is not installed: run `scripts/setup --bigquery`');
+    // A project of its own per workspace: the emulator keeps projects apart, so files never meet.
+    const projectId = `jaffle-${randomBytes(4).toString('hex')}`;
+    return createExampleWorkspace(dir, { bigquery: { projectId, location: 'US', apiEndpoint } });
+  }
   const server = inject('postgres');
   const database = `jaffle_${randomBytes(4).toString('hex')}`;
   const admin = new pg.Client({ ...server });
@@ -166,6 +176,7 @@ export type LookTarget = string | ExampleWorkspace | RawTarget;
  */
 export async function look<T>(target: LookTarget, work: (read: Read) => Promise<T>): Promise<T> {
   const where = typeof target === 'object' && 'raw' in target ? target.raw : target;
+  if (typeof where === 'object' && 'bigquery' in where) return work(bigQueryReader(where.bigquery));
   if (typeof where === 'object') {
     const client = new pg.Client(where.postgres);
     await client.connect();
@@ -185,11 +196,64 @@ export async function look<T>(target: LookTarget, work: (read: Read) => Promise<
   }
 }
 
+/** A plain BigQuery client on the emulator (or a live project), reading through jobs so errors surface. */
+function bigQueryReader(target: BigQueryRawTarget): Read {
+  const client = bigQueryOf(target);
+  return async (sql) => {
+    const [job] = await client.createQueryJob({ query: sql, location: target.location });
+    const [rows] = await job.getQueryResults();
+    return rows as Record<string, unknown>[];
+  };
+}
+
+function bigQueryOf(target: BigQueryRawTarget): BigQuery {
+  return new BigQuery({
+    projectId: target.projectId,
+    location: target.location,
+    ...(target.apiEndpoint ? { apiEndpoint: target.apiEndpoint, authClient: new PassThroughClient() } : {}),
+  });
+}
+
+function bigQueryTarget(target: LookTarget): BigQueryRawTarget | undefined {
+  const where = typeof target === 'object' && 'raw' in target ? target.raw : target;
+  return typeof where === 'object' && 'bigquery' in where ? where.bigquery : undefined;
+}
+
+/** BigQuery's relations have no common SQL catalogue across datasets: they are listed by the API. */
+async function snapshotDataset(
+  target: BigQueryRawTarget,
+  dataset: string,
+): Promise<Record<string, RelationSnapshot>> {
+  let tables;
+  try {
+    [tables] = await bigQueryOf(target).dataset(dataset).getTables();
+  } catch (error) {
+    if ((error as { code?: number }).code === 404) return {};
+    throw error;
+  }
+  const read = bigQueryReader(target);
+  const snapshot: Record<string, RelationSnapshot> = {};
+  for (const table of [...tables].sort((a, b) => String(a.id).localeCompare(String(b.id)))) {
+    const name = String(table.id);
+    const [content] = await read(
+      `SELECT COUNT(*) AS n, TO_HEX(MD5(COALESCE(STRING_AGG(TO_JSON_STRING(r), '|' ORDER BY TO_JSON_STRING(r)), ''))) AS md5 FROM \`${target.projectId}.${dataset}.${name}\` AS r`,
+    );
+    snapshot[name] = {
+      kind: table.metadata?.type === 'VIEW' ? 'view' : 'table',
+      rows: Number(content?.['n']),
+      md5: String(content?.['md5']),
+    };
+  }
+  return snapshot;
+}
+
 /** Every relation of `schema` with its content. */
 export async function snapshotSchema(
   target: LookTarget,
   schema: string,
 ): Promise<Record<string, RelationSnapshot>> {
+  const bigquery = bigQueryTarget(target);
+  if (bigquery) return snapshotDataset(bigquery, schema);
   return look(target, async (read) => {
     const relations = await read(
       `SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = '${schema}' ORDER BY table_name`,
@@ -211,6 +275,11 @@ export async function snapshotSchema(
 }
 
 export async function listSchemas(target: LookTarget): Promise<string[]> {
+  const bigquery = bigQueryTarget(target);
+  if (bigquery) {
+    const [datasets] = await bigQueryOf(bigquery).getDatasets();
+    return datasets.map((d) => String(d.id)).sort();
+  }
   const rows = await look(target, (read) =>
     read(
       "SELECT DISTINCT schema_name FROM information_schema.schemata WHERE schema_name NOT LIKE 'pg_%' AND schema_name <> 'information_schema' ORDER BY 1",
