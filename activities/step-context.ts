@@ -20,7 +20,9 @@ import { DbtInvocationError, type DbtOutcome, type DbtProgress, runDbt } from '.
 import { connectionFor, ProfileError, type WarehouseConnection } from './profiles.js';
 import { UnsupportedOperation, type WarehouseAdapter } from './warehouses/adapter.js';
 import { dbtEnvironment } from './warehouses/bigquery/connection.js';
+import { CAPABILITIES } from './warehouses/capabilities.js';
 import { turnKey, withWarehouse } from './warehouses/index.js';
+import { staleBackups } from './warehouses/shared/retention.js';
 import { takeTurn } from './turns.js';
 
 export interface StepArtifacts {
@@ -223,21 +225,26 @@ export function relationsOf(publishSet: PublishSet): Relation[] {
   return [...publishSet.tables, ...publishSet.views].map((m) => m.prod).concat(publishSet.drop ?? []);
 }
 
-/** Publish copies between staging and prod inside one warehouse (one DuckDB file, one PostgreSQL database). */
+/**
+ * Publish copies or swaps between staging and prod inside one warehouse: the turn key names it (one
+ * DuckDB file, one PostgreSQL database, one Snowflake account whose databases can all be reached).
+ */
 export function requireOneWarehouse(input: DeployInput): void {
   const staging = connection(input, input.targets.staging);
   const prod = connection(input, input.targets.prod);
   if (turnKey(staging) !== turnKey(prod)) {
+    const scope = CAPABILITIES[prod.engine].stagingScope === 'account' ? 'account' : 'database';
     throw ApplicationFailure.nonRetryable(
-      `staging and prod targets must be in the same warehouse (one DuckDB file, one PostgreSQL database) to publish by copy`,
+      `staging and prod targets must be in the same ${prod.engine} ${scope === 'account' ? 'account' : 'warehouse (one DuckDB file, one PostgreSQL database)'} to publish`,
       UnsupportedOperation.name,
     );
   }
 }
 
 /**
- * After a success, keeps the newest `backups.keep` backups of the environment (this operation's own
- * included) and drops the rest; `protect` names backups that must stay whatever their age.
+ * After a success, keeps the newest `backups.keep` backups of each operation of the environment (this
+ * operation's own included: deploys, mirror refreshes and rollbacks counted apart, so refreshes never
+ * evict the deploy backups `rollback` needs) and drops the rest; `protect` names backups that stay.
  */
 export async function pruneBackups(
   w: WarehouseAdapter,
@@ -245,8 +252,7 @@ export async function pruneBackups(
   protect: string[] = [],
 ): Promise<string> {
   const keep = input.backupsKeep ?? 3;
-  const all = (await w.listBackups()).filter((b) => b.env === input.env);
-  const stale = all.slice(keep).filter((b) => !protect.includes(b.deployId));
+  const stale = staleBackups(await w.listBackups(), input.env, keep, protect);
   try {
     for (const backup of stale) await w.dropBackup(backup);
   } catch (error) {

@@ -4,7 +4,7 @@
  * any size, while copy-based publish, backup and restore grow with the rows. Prints; asserts nothing.
  */
 import pg from 'pg';
-import { PostgresAdapter } from '../activities/warehouses/postgres.js';
+import { PostgresAdapter } from '../activities/warehouses/postgres/adapter.js';
 import { startPostgres } from '../test/support/postgres.js';
 import type { Relation } from '../workflows/types.js';
 
@@ -79,9 +79,13 @@ try {
       });
       const [restoreMs] = await timed(() => adapter.restore(backup));
       const [swapMs, swapped] = await timed(() =>
-        adapter.swapSchemas('bench-swap', [{ prod: 'prod', staging: 'staging' }], LABEL),
+        adapter.swapLocations(
+          'bench-swap',
+          [{ prod: { database, schema: 'prod' }, staging: { database, schema: 'staging' } }],
+          LABEL,
+        ),
       );
-      const [unswapMs] = await timed(() => adapter.unswapSchemas(swapped));
+      const [unswapMs] = await timed(() => adapter.unswapLocations(swapped));
       results.push({ rows, backupMs, publishMs, swapMs, unswapMs, fingerprintMs, restoreMs });
     } finally {
       await adapter.close();

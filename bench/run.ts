@@ -7,7 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
-import { DuckDbAdapter } from '../activities/warehouses/duckdb.js';
+import { DuckDbAdapter } from '../activities/warehouses/duckdb/adapter.js';
 import type { Relation } from '../workflows/types.js';
 
 const SIZES = (process.env['BENCH_ROWS'] ?? '10000,100000,1000000').split(',').map(Number);

@@ -6,6 +6,7 @@
  */
 import { resolve } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
+import { CAPABILITIES, readersSee } from '../activities/warehouses/capabilities.js';
 import { planDeploy } from '../workflows/strategies/index.js';
 import { planRollback } from '../workflows/strategies/rollback.js';
 import { connectClient, temporalSettings } from './connection.js';
@@ -245,6 +246,7 @@ export function buildCli(): Command {
           plan,
           `plan for ${prepared.input.project} -> ${prepared.input.env} (${prepared.input.engine})`,
           input,
+          { readersSee: readersSee(plan.strategy, CAPABILITIES[input.engine]) },
         ),
       );
     });

@@ -226,8 +226,9 @@ function targetConnection(
 
 /**
  * Staging must be a different location than prod, or the build would write straight into prod; both
- * must also be in one warehouse (one DuckDB file, one PostgreSQL database), because publish copies
- * between them in one transaction.
+ * must also be in one warehouse (one DuckDB file, one PostgreSQL database; on an engine whose
+ * `stagingScope` is `account`, any database of the same account), because publish copies or swaps
+ * between them.
  */
 function requireSeparateStaging(
   prod: WarehouseConnection,
@@ -242,29 +243,39 @@ function requireSeparateStaging(
       `${where}: target "${prodTarget}" is ${prod.engine} but ${role} "${stagingTarget}" is ${staging.engine}; both must be on the same warehouse`,
     );
   }
-  const [prodWarehouse, stagingWarehouse] = [warehouseOf(prod), warehouseOf(staging)];
-  if (prodWarehouse === stagingWarehouse && prod.schema === staging.schema) {
+  const [prodPlace, stagingPlace] = [placeOf(prod), placeOf(staging)];
+  if (prodPlace.warehouse === stagingPlace.warehouse && prodPlace.location === stagingPlace.location) {
     throw new UsageError(
       `${where}: target "${prodTarget}" and ${role} "${stagingTarget}" both write to schema "${prod.schema}"; give ${role === 'staging_target' ? 'staging' : 'the audit'} its own schema`,
     );
   }
-  if (prodWarehouse !== stagingWarehouse) {
-    const what = { duckdb: 'file', postgres: 'database', bigquery: 'project' }[prod.engine];
+  if (prodPlace.warehouse !== stagingPlace.warehouse) {
     throw new UsageError(
-      `${where}: target "${prodTarget}" (${prodWarehouse}) and ${role} "${stagingTarget}" (${stagingWarehouse}) must use the same ${what}`,
+      `${where}: target "${prodTarget}" (${prodPlace.warehouse}) and ${role} "${stagingTarget}" (${stagingPlace.warehouse}) must use the same ${prodPlace.what}`,
     );
   }
 }
 
-/** Which warehouse a target writes to: a DuckDB file, or one database of one PostgreSQL server. */
-function warehouseOf(connection: WarehouseConnection): string {
+/**
+ * Which warehouse a target writes to (a DuckDB file, one database of one PostgreSQL server), named as
+ * the engine's `stagingScope` draws the line, and the location inside it.
+ */
+function placeOf(connection: WarehouseConnection): { warehouse: string; what: string; location: string } {
   switch (connection.engine) {
     case 'duckdb':
-      return connection.path;
+      return { warehouse: connection.path, what: 'file', location: connection.schema };
     case 'postgres':
-      return `${connection.host}:${connection.port}/${connection.dbname}`;
+      return {
+        warehouse: `${connection.host}:${connection.port}/${connection.dbname}`,
+        what: 'database',
+        location: connection.schema,
+      };
     case 'bigquery':
-      return `${connection.apiEndpoint ?? 'bigquery'}/${connection.project}`;
+      return {
+        warehouse: `${connection.apiEndpoint ?? 'bigquery'}/${connection.project}`,
+        what: 'project',
+        location: connection.schema,
+      };
   }
 }
 

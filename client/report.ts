@@ -47,8 +47,23 @@ export function formatResult(result: DeployResult, uiUrl?: string | null, namesp
   return lines.join('\n');
 }
 
-export function formatPlan(plan: Plan, header: string, input: Pick<DeployInput, 'approval'> = {}): string {
-  return [header, `strategy ${plan.strategy}: ${plan.rationale}`, '', ...describePlan(plan, input)].join(
-    '\n',
-  );
+/** What readers of prod see during the plan's change, and the exact statements where the engine knows them. */
+export interface CutOverDescription {
+  readersSee: string;
+  statements?: string[];
+}
+
+export function formatPlan(
+  plan: Plan,
+  header: string,
+  input: Pick<DeployInput, 'approval'> = {},
+  cutOver?: CutOverDescription,
+): string {
+  const lines = [header, `strategy ${plan.strategy}: ${plan.rationale}`, '', ...describePlan(plan, input)];
+  if (cutOver) {
+    lines.push('', `readers of prod see: ${cutOver.readersSee}`);
+    if (cutOver.statements?.length)
+      lines.push('cut-over statements:', ...cutOver.statements.map((s) => `  ${s};`));
+  }
+  return lines.join('\n');
 }

@@ -180,10 +180,10 @@ export function buildSteps(paths: StepPaths) {
         if (!args.only) {
           // A full sync leaves the build location holding the project's models and nothing else, so a
           // model removed from the project is not carried into prod by a swap.
-          const known = new Set(map.models.map((m) => relationName(m.build)));
+          const known = new Set(map.models.map((m) => w.dialect.relationKey(m.build)));
           for (const pair of schemaPairs(map))
             for (const { relation } of await w.listRelations(pair.build))
-              if (!known.has(relationName(relation))) drop.push(relation);
+              if (!known.has(w.dialect.relationKey(relation))) drop.push(relation);
         }
         const raw = map.models.filter((m) => m.mirror);
         if (
@@ -327,10 +327,10 @@ function buildSelection(
  * blue-green owns those schemas, so its publish drops them, keeping them in the backup.
  */
 async function relationsNotInProject(w: WarehouseAdapter, map: RelationMap): Promise<Relation[]> {
-  const known = new Set(map.models.map((m) => relationName(m.prod)));
+  const known = new Set(map.models.map((m) => w.dialect.relationKey(m.prod)));
   const drop: Relation[] = [];
   for (const pair of schemaPairs(map))
     for (const { relation } of await w.listRelations(pair.prod))
-      if (!known.has(relationName(relation))) drop.push(relation);
+      if (!known.has(w.dialect.relationKey(relation))) drop.push(relation);
   return drop;
 }

@@ -122,7 +122,7 @@ export function publishSteps(paths: StepPaths) {
       const publishSet = requirePublishSet(state);
       const map = await readArtifact<RelationMap>(requireRelations(state));
       requireOneWarehouse(input);
-      const swaps = schemaPairs(map).map((p) => ({ prod: p.prod.schema, staging: p.build.schema }));
+      const swaps = schemaPairs(map).map((p) => ({ prod: p.prod, staging: p.build }));
       const label = { env: input.env, operation: 'deploy' as const, createdAt: new Date().toISOString() };
       return warehouse(input, args.prodTarget, async (w) => {
         // Staging disappears into prod with the swap: what it held is recorded first, to verify against.
@@ -131,8 +131,8 @@ export function publishSteps(paths: StepPaths) {
           const found = await w.fingerprint(model.staging);
           expected.push({ ...found, relation: model.prod });
         }
-        const backup = await w.swapSchemas(input.deployId, swaps, label);
-        const names = swaps.map((s) => `${s.staging} → ${s.prod}`).join(', ');
+        const backup = await w.swapLocations(input.deployId, swaps, label);
+        const names = swaps.map((s) => `${s.staging.schema} → ${s.prod.schema}`).join(', ');
         return {
           summary: `swapped ${names}; old prod kept as ${backup.location.schema}`,
           state: { backup, expected },

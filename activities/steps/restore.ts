@@ -92,7 +92,7 @@ export function restoreSteps(paths: StepPaths) {
       const swapped = await warehouse(input, args.prodTarget, async (w) => {
         // A swap that committed but whose activity then failed left no backup in the state: look it up.
         const backup = state.backup ?? (await w.listBackups()).find((b) => b.deployId === input.deployId);
-        if (backup?.swapped) await w.unswapSchemas(backup);
+        if (backup?.swapped) await w.unswapLocations(backup);
         return backup?.swapped;
       });
       if (!swapped) return { summary: 'no swap happened: nothing to undo' };

@@ -4,6 +4,8 @@
  */
 import type { BackupOperation, BackupRef, Fingerprint, Location, Relation } from '../../workflows/types.js';
 import type { Capabilities, Engine } from './capabilities.js';
+import { quoteIdentifier } from './shared/dialect.js';
+import type { Dialect } from './shared/dialect.js';
 
 export type RelationKind = 'table' | 'view' | 'absent';
 
@@ -28,10 +30,10 @@ export interface RelationChange {
   drop: Relation[];
 }
 
-/** One schema of prod and the staging schema that replaces it; both in the warehouse's database. */
-export interface SchemaSwap {
-  prod: string;
-  staging: string;
+/** A prod location (schema, or a whole database) and the staging location that takes its place. */
+export interface LocationSwap {
+  prod: Location;
+  staging: Location;
 }
 
 /** What a backup records about why it exists, so retention and rollback can pick the right one. */
@@ -46,12 +48,15 @@ export interface BackupLabel {
 export interface WarehouseAdapter {
   readonly engine: Engine;
   readonly capabilities: Capabilities;
+  /** How this engine spells and compares names (Snowflake folds unquoted names to upper case). */
+  readonly dialect: Dialect;
   relationKind(relation: Relation): Promise<RelationKind>;
   /** Tables and views in one location, sorted by name. */
   listRelations(location: Location): Promise<Array<{ relation: Relation; kind: 'table' | 'view' }>>;
   /**
    * Keeps the current state of `relations` (tables copied, view definitions recorded, absent ones
-   * noted) in the location `backupLocationName(deployId)`, with a manifest table describing it.
+   * noted) in the location `backupLocationName(deployId)`, with a manifest table describing it. Never
+   * replaces a location that holds another deploy's backup (throws `BackupLocationTaken`).
    */
   backup(deployId: string, relations: Relation[], label: BackupLabel): Promise<BackupRef>;
   /**
@@ -66,56 +71,36 @@ export interface WarehouseAdapter {
   /** Applies a change; in one transaction when `capabilities.transactionalDdl`. */
   replaceRelations(change: RelationChange): Promise<void>;
   /**
-   * Only when `capabilities.atomicSwap === 'schema'`: in one transaction each prod schema becomes the
-   * backup of `deployId` (zero-copy, by rename) and each staging schema becomes prod; views elsewhere
-   * that read prod are re-created so they read the new prod. Returns the backup, restorable like any.
+   * blue-green's cut-over when `capabilities.cutOver.kind` is a swap: each staging location takes its
+   * prod location's name and the old prod is kept as the backup of `deployId` (zero-copy, by rename),
+   * as atomic as `capabilities.cutOver.atomicity` says. Returns the backup, restorable like any.
+   * Idempotent for the same deploy id: a swap that committed returns its backup again.
    */
-  swapSchemas(deployId: string, swaps: SchemaSwap[], label: BackupLabel): Promise<BackupRef>;
-  /** Undoes `swapSchemas` by renaming back (prod becomes staging again). Idempotent. */
-  unswapSchemas(backup: BackupRef): Promise<void>;
+  swapLocations(deployId: string, swaps: LocationSwap[], label: BackupLabel): Promise<BackupRef>;
+  /** Undoes `swapLocations` (prod becomes staging again, the old prod prod). Idempotent. */
+  unswapLocations(backup: BackupRef): Promise<void>;
   fingerprint(relation: Relation): Promise<Fingerprint>;
   close(): Promise<void>;
 }
-
-/** Receives every statement an adapter sends, already tagged with the engine and a sequence number. */
-export type StatementLog = (statement: string) => void;
 
 /** Thrown when an engine cannot do what was asked; names what works instead. */
 export class UnsupportedOperation extends Error {
   override readonly name = 'UnsupportedOperation';
 }
 
-export function quoteIdentifier(name: string): string {
-  return `"${name.replaceAll('"', '""')}"`;
-}
-
-export function quoteRelation(relation: Relation): string {
-  return [relation.database, relation.schema, relation.identifier].map(quoteIdentifier).join('.');
-}
-
-export function quoteLiteral(value: string): string {
-  return `'${value.replaceAll("'", "''")}'`;
-}
-
 export function relationName(relation: Relation): string {
   return `${relation.database}.${relation.schema}.${relation.identifier}`;
 }
 
-/** Backup locations are named by deploy id so retention and rollback can find them. */
-export const BACKUP_LOCATION_PREFIX = 'dbt_deploy_backup__';
-export const BACKUP_MANIFEST_TABLE = '_dbt_deploy_backup';
+export type { StatementLog } from './shared/statement-log.js';
+export { quoteIdentifier, quoteLiteral } from './shared/dialect.js';
+export {
+  BACKUP_LOCATION_PREFIX,
+  BACKUP_MANIFEST_TABLE,
+  backupLocationName,
+} from './shared/backup-manifest.js';
 
-/**
- * `dbt_deploy_backup__<deployId>`; a swap that backs up several prod schemas adds `__<n>` for the
- * second and later ones. Stays under PostgreSQL's 63-byte identifier limit for generated deploy ids.
- */
-export function backupLocationName(deployId: string, index = 0): string {
-  const base = `${BACKUP_LOCATION_PREFIX}${deployId.toLowerCase().replace(/[^a-z0-9_]/g, '_')}`;
-  return index === 0 ? base : `${base}__${index}`;
-}
-
-/** The deploy id a backup location was named after, or undefined for other schemas. */
-export function deployIdOfLocation(schema: string): string | undefined {
-  if (!schema.startsWith(BACKUP_LOCATION_PREFIX) || /__\d+$/.test(schema)) return undefined;
-  return schema.slice(BACKUP_LOCATION_PREFIX.length);
+/** `"database"."schema"."identifier"` as written (DuckDB, PostgreSQL); engines that fold use their dialect. */
+export function quoteRelation(relation: Relation): string {
+  return [relation.database, relation.schema, relation.identifier].map(quoteIdentifier).join('.');
 }

@@ -6,6 +6,44 @@
 export const ENGINES = ['duckdb', 'postgres', 'bigquery'] as const;
 export type Engine = (typeof ENGINES)[number];
 
+/**
+ * How much of a change readers can see half-done:
+ * - `one-statement`: a single statement flips everything (Snowflake `ALTER DATABASE … SWAP WITH`);
+ * - `one-transaction`: many statements commit together (PostgreSQL, DuckDB);
+ * - `per-location`: each schema flips on its own, one after the other;
+ * - `per-relation`: each table or view flips on its own, one after the other.
+ */
+export type Atomicity = 'one-statement' | 'one-transaction' | 'per-location' | 'per-relation';
+
+/** How an engine applies a change to prod, and how atomic that is. */
+export interface ChangeMethod {
+  kind:
+    /** the staging database takes prod's name in one swap (Snowflake) */
+    | 'database-swap'
+    /** each staging schema takes its prod schema's name (PostgreSQL renames, Snowflake `SWAP WITH`) */
+    | 'schema-swap'
+    /** every relation copied or re-created inside one transaction (DuckDB, PostgreSQL) */
+    | 'transaction'
+    /** one relation at a time, each its own atomic statement (Snowflake clone, BigQuery copy) */
+    | 'per-relation';
+  atomicity: Atomicity;
+  /** What a reader of prod sees while the change is applied, in one sentence for `plan` and the docs. */
+  readersSee: string;
+}
+
+/** How an engine keeps prod's previous state for `rollback` and the saga's undo. */
+export interface BackupMethod {
+  kind:
+    /** rows written again into a backup location */
+    | 'copy'
+    /** a clone that shares storage until the data diverges */
+    | 'zero-copy-clone'
+    /** prod's own schemas or database renamed away by a swap, nothing copied */
+    | 'rename';
+  /** How a backup is put back; a restore changes prod, so readers see it like a cut-over. */
+  restore: Atomicity;
+}
+
 export interface Capabilities {
   /** A clone shares storage with its source instead of copying rows. */
   zeroCopyClone: boolean;
@@ -19,6 +57,16 @@ export interface Capabilities {
   timeTravelDays: number;
   /** Only one process may open the warehouse for writing at a time (dbt and the worker take turns). */
   singleWriter: boolean;
+  /** blue-green's cut-over: how staging becomes prod. */
+  cutOver: ChangeMethod;
+  /** How the relations a deploy selected reach prod (clone-back, wac's tables, mirror, a restore). */
+  publish: ChangeMethod;
+  backup: BackupMethod;
+  /**
+   * Where staging may live relative to prod: in the same `database` (one DuckDB file, one PostgreSQL
+   * database, different schemas), or anywhere in the same `account` (Snowflake: another database).
+   */
+  stagingScope: 'database' | 'account';
 }
 
 export const CAPABILITIES: Record<Engine, Capabilities> = {
@@ -30,6 +78,20 @@ export const CAPABILITIES: Record<Engine, Capabilities> = {
     cloneViews: false,
     timeTravelDays: 0,
     singleWriter: true,
+    cutOver: {
+      kind: 'transaction',
+      atomicity: 'one-transaction',
+      readersSee:
+        'nothing during the copy: DuckDB lets no other process open the file while the worker writes, and the next reader sees all of the new prod',
+    },
+    publish: {
+      kind: 'transaction',
+      atomicity: 'one-transaction',
+      readersSee:
+        'nothing during the copy: DuckDB lets no other process open the file while the worker writes, and the next reader sees all of the new prod',
+    },
+    backup: { kind: 'copy', restore: 'one-transaction' },
+    stagingScope: 'database',
   },
   postgres: {
     // Schema renames are transactional and do not wait for readers: a true atomic blue/green swap.
@@ -39,6 +101,20 @@ export const CAPABILITIES: Record<Engine, Capabilities> = {
     cloneViews: false,
     timeTravelDays: 0,
     singleWriter: false,
+    cutOver: {
+      kind: 'schema-swap',
+      atomicity: 'one-transaction',
+      readersSee:
+        'the old prod until the commit, then the new one; renames take no lock on the tables, so readers never wait (queries on views re-created around the swap wait for the commit)',
+    },
+    publish: {
+      kind: 'transaction',
+      atomicity: 'one-transaction',
+      readersSee:
+        'the old relations until the commit, then the new ones; queries on a replaced relation wait from its drop until the commit',
+    },
+    backup: { kind: 'copy', restore: 'one-transaction' },
+    stagingScope: 'database',
   },
   bigquery: {
     // Datasets cannot be renamed and DDL cannot run in a multi-statement transaction: no swap, and
@@ -49,9 +125,44 @@ export const CAPABILITIES: Record<Engine, Capabilities> = {
     cloneViews: false,
     timeTravelDays: 7,
     singleWriter: false,
+    cutOver: {
+      // Never run: blue-green is refused on BigQuery (workflows/strategies/index.ts).
+      kind: 'per-relation',
+      atomicity: 'per-relation',
+      readersSee: 'no blue/green on BigQuery: datasets cannot be renamed and DDL cannot run in a transaction',
+    },
+    publish: {
+      kind: 'per-relation',
+      atomicity: 'per-relation',
+      readersSee:
+        'each table on its own: a copy job replaces a table atomically (a table of 10 GiB or more is dropped, then cloned, and missing in between); views are re-created one at a time',
+    },
+    // Table snapshots share storage with prod until it changes; a restore is a copy job per table.
+    backup: { kind: 'zero-copy-clone', restore: 'per-relation' },
+    // Staging is another dataset of the same project.
+    stagingScope: 'database',
   },
 };
 
 export function isEngine(value: string): value is Engine {
   return (ENGINES as readonly string[]).includes(value);
+}
+
+/** What readers of prod see while a plan of `strategy` changes prod on an engine, for `plan` and reports. */
+export function readersSee(
+  strategy: 'blue-green' | 'clone-back' | 'wap' | 'wac' | 'mirror' | 'rollback',
+  capabilities: Capabilities,
+): string {
+  switch (strategy) {
+    case 'blue-green':
+      return capabilities.cutOver.readersSee;
+    case 'clone-back':
+    case 'mirror':
+    case 'rollback':
+      return capabilities.publish.readersSee;
+    case 'wac':
+      return `tables: ${capabilities.publish.readersSee}; then views one at a time as dbt re-creates them`;
+    case 'wap':
+      return 'each model changes on its own as dbt rebuilds it in prod: for a while some models are new and others old';
+  }
 }

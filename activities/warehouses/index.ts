@@ -2,8 +2,8 @@ import type { WarehouseConnection } from '../profiles.js';
 import { takeTurn } from '../turns.js';
 import type { StatementLog, WarehouseAdapter } from './adapter.js';
 import { BigQueryAdapter, type JobTag } from './bigquery/adapter.js';
-import { DuckDbAdapter } from './duckdb.js';
-import { PostgresAdapter } from './postgres.js';
+import { DuckDbAdapter } from './duckdb/adapter.js';
+import { PostgresAdapter } from './postgres/adapter.js';
 
 /** The key under which dbt and the worker take turns on a warehouse; shared with the dbt runner. */
 export function turnKey(connection: WarehouseConnection): string {

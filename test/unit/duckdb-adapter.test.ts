@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { DuckDbAdapter } from '../../activities/warehouses/duckdb.js';
+import { DuckDbAdapter } from '../../activities/warehouses/duckdb/adapter.js';
 import type { Relation } from '../../workflows/types.js';
 import { snapshotSchema } from '../support/harness.js';
 
@@ -146,6 +146,6 @@ describe('DuckDbAdapter', () => {
       ['prod-a', 'deploy', 1],
     ]);
     expect(backups[0]?.entries[1]).toEqual({ prod: rel('prod', 'gone'), kind: 'absent' });
-    await expect(adapter.swapSchemas()).rejects.toThrow(/cannot rename schemas/);
+    await expect(adapter.swapLocations()).rejects.toThrow(/cannot rename schemas/);
   });
 });

@@ -1,6 +1,11 @@
 /** Every strategy's plan on every engine: pure functions, checked without touching a warehouse. */
 import { describe, expect, it } from 'vitest';
-import { CAPABILITIES, type Capabilities, ENGINES } from '../../activities/warehouses/capabilities.js';
+import {
+  CAPABILITIES,
+  type Capabilities,
+  ENGINES,
+  readersSee,
+} from '../../activities/warehouses/capabilities.js';
 import { describePlan, type Plan } from '../../workflows/plan.js';
 import { planDeploy, StrategyNotSupported, supportedStrategies } from '../../workflows/strategies/index.js';
 import { planRollback } from '../../workflows/strategies/rollback.js';
@@ -130,6 +135,20 @@ describe.each(ENGINES)('plans on %s', (engine) => {
     expect(index(plan, 'audit')).toBeLessThan(index(plan, 'backupProd'));
   });
 
+  it('declares how it cuts over, publishes and backs up, and what readers see meanwhile', () => {
+    const { cutOver, publish, backup } = CAPABILITIES[engine];
+    // A swap is never promised as one transaction by an engine that has none, and vice versa.
+    if (cutOver.atomicity === 'one-transaction') expect(CAPABILITIES[engine].transactionalDdl).toBe(true);
+    expect(cutOver.kind === 'schema-swap' || cutOver.kind === 'database-swap').toBe(
+      CAPABILITIES[engine].atomicSwap !== 'none',
+    );
+    expect(backup.kind).toBe(CAPABILITIES[engine].zeroCopyClone ? 'zero-copy-clone' : 'copy');
+    for (const strategy of ['blue-green', 'clone-back', 'wap', 'wac', 'mirror', 'rollback'] as const)
+      expect(readersSee(strategy, CAPABILITIES[engine]).length).toBeGreaterThan(20);
+    expect(readersSee('blue-green', CAPABILITIES[engine])).toBe(cutOver.readersSee);
+    expect(readersSee('clone-back', CAPABILITIES[engine])).toBe(publish.readersSee);
+  });
+
   if (blueGreen)
     it('auto picks blue-green here and says why', () => {
       const plan = planDeploy({ ...base, engine, strategy: 'auto' });
@@ -147,6 +166,10 @@ describe('strategies an engine cannot run', () => {
     cloneViews: false,
     timeTravelDays: 7,
     singleWriter: false,
+    cutOver: { kind: 'per-relation', atomicity: 'per-relation', readersSee: 'each table as it is cloned' },
+    publish: { kind: 'per-relation', atomicity: 'per-relation', readersSee: 'each table as it is cloned' },
+    backup: { kind: 'zero-copy-clone', restore: 'per-relation' },
+    stagingScope: 'account',
   };
 
   it('are refused before anything runs, naming those that work', () => {

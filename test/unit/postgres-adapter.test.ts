@@ -6,8 +6,8 @@
 import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
-import type { BackupLabel } from '../../activities/warehouses/adapter.js';
-import { PostgresAdapter } from '../../activities/warehouses/postgres.js';
+import { type BackupLabel, backupLocationName } from '../../activities/warehouses/adapter.js';
+import { PostgresAdapter } from '../../activities/warehouses/postgres/adapter.js';
 import type { Relation } from '../../workflows/types.js';
 import { createDatabase, dropDatabase, type PostgresServer, withClient } from '../support/postgres.js';
 
@@ -28,6 +28,10 @@ describe('PostgresAdapter', () => {
     database: server.database,
     schema,
     identifier,
+  });
+  const swap = (prod: string, staging: string) => ({
+    prod: { database: server.database, schema: prod },
+    staging: { database: server.database, schema: staging },
   });
   const sql = <T = Record<string, unknown>>(text: string) =>
     withClient(server, async (client: pg.Client) => (await client.query(text)).rows as T[]);
@@ -91,7 +95,7 @@ describe('PostgresAdapter', () => {
     const relations = [rel('prod', 'orders'), rel('prod', 'order_count'), rel('prod', 'odd "name"')];
     const backup = await adapter.backup('deploy-1', relations, label());
     expect(backup.entries.map((e) => e.kind)).toEqual(['table', 'view', 'absent']);
-    expect(backup.location).toEqual({ database: server.database, schema: 'dbt_deploy_backup__deploy_1' });
+    expect(backup.location).toEqual({ database: server.database, schema: backupLocationName('deploy-1') });
     const before = await snapshot('prod');
 
     await adapter.replaceRelations({
@@ -132,23 +136,23 @@ describe('PostgresAdapter', () => {
   it('swaps schemas in one transaction; views elsewhere follow; unswapping twice is a no-op', async () => {
     const prodBefore = await snapshot('prod');
     const stagingBefore = await snapshot('staging');
-    const backup = await adapter.swapSchemas('deploy-2', [{ prod: 'prod', staging: 'staging' }], label());
+    const backup = await adapter.swapLocations('deploy-2', [swap('prod', 'staging')], label());
 
     expect(backup.swapped).toEqual([
-      { prod: 'prod', staging: 'staging', backup: 'dbt_deploy_backup__deploy_2' },
+      { prod: 'prod', staging: 'staging', backup: backupLocationName('deploy-2') },
     ]);
     expect(backup.entries).toEqual([
       {
         prod: rel('prod', 'orders'),
         kind: 'table',
-        copy: rel('dbt_deploy_backup__deploy_2', 'orders'),
+        copy: rel(backupLocationName('deploy-2'), 'orders'),
       },
       { prod: rel('prod', 'order_count'), kind: 'view' },
       { prod: rel('prod', 'odd "name"'), kind: 'absent' },
     ]);
     const renames = statements.filter((s) => s.startsWith('ALTER SCHEMA'));
     expect(renames).toEqual([
-      'ALTER SCHEMA "prod" RENAME TO "dbt_deploy_backup__deploy_2"',
+      `ALTER SCHEMA "prod" RENAME TO "${backupLocationName('deploy-2')}"`,
       'ALTER SCHEMA "staging" RENAME TO "prod"',
     ]);
     expect(statements.indexOf('BEGIN')).toBeLessThan(statements.indexOf(renames[0] ?? ''));
@@ -158,49 +162,49 @@ describe('PostgresAdapter', () => {
     expect(await snapshot('prod')).toEqual(stagingBefore);
     expect(await schemas()).not.toContain('staging');
     expect(await scalar('SELECT n FROM reporting.order_count')).toBe('12');
-    expect(await scalar('SELECT count(*) FROM dbt_deploy_backup__deploy_2.orders')).toBe('10');
+    expect(await scalar(`SELECT count(*) FROM ${backupLocationName('deploy-2')}.orders`)).toBe('10');
 
-    await adapter.unswapSchemas(backup);
+    await adapter.unswapLocations(backup);
     expect(await snapshot('prod')).toEqual(prodBefore);
     expect(await snapshot('staging')).toEqual(stagingBefore);
     expect(await scalar('SELECT n FROM reporting.order_count')).toBe('10');
-    expect(await schemas()).not.toContain('dbt_deploy_backup__deploy_2');
+    expect(await schemas()).not.toContain(backupLocationName('deploy-2'));
 
     statements = [];
-    await adapter.unswapSchemas(backup);
+    await adapter.unswapLocations(backup);
     expect(statements.filter((s) => s.startsWith('ALTER') || s.startsWith('DROP'))).toEqual([]);
     expect(await snapshot('prod')).toEqual(prodBefore);
     expect(await adapter.listBackups()).toEqual([]);
   });
 
   it('returns the same backup when a committed swap is retried', async () => {
-    const first = await adapter.swapSchemas('deploy-3', [{ prod: 'prod', staging: 'staging' }], label());
+    const first = await adapter.swapLocations('deploy-3', [swap('prod', 'staging')], label());
     statements = [];
-    const again = await adapter.swapSchemas('deploy-3', [{ prod: 'prod', staging: 'staging' }], label());
+    const again = await adapter.swapLocations('deploy-3', [swap('prod', 'staging')], label());
     expect(again).toEqual(first);
     expect(statements.filter((s) => s.startsWith('ALTER'))).toEqual([]);
   });
 
   it('restores a swap backup by copy, and again', async () => {
     const before = await snapshot('prod');
-    const backup = await adapter.swapSchemas('deploy-4', [{ prod: 'prod', staging: 'staging' }], label());
+    const backup = await adapter.swapLocations('deploy-4', [swap('prod', 'staging')], label());
     await adapter.restore(backup);
     await adapter.restore(backup);
     expect(await snapshot('prod')).toEqual(before);
     expect(await scalar('SELECT n FROM reporting.order_count')).toBe('10');
-    expect(await snapshot('dbt_deploy_backup__deploy_4')).toEqual(before);
+    expect(await snapshot(backupLocationName('deploy-4'))).toEqual(before);
   });
 
   it('swaps in a first deploy whose prod schema does not exist yet, and undoes it', async () => {
     const stagingBefore = await snapshot('staging');
-    const backup = await adapter.swapSchemas('first', [{ prod: 'analytics', staging: 'staging' }], label());
+    const backup = await adapter.swapLocations('first', [swap('analytics', 'staging')], label());
     expect(backup.entries.map((e) => `${e.prod.schema}.${e.prod.identifier}:${e.kind}`)).toEqual([
       'analytics.odd "name":absent',
       'analytics.order_count:absent',
       'analytics.orders:absent',
     ]);
     expect(await snapshot('analytics')).toEqual(stagingBefore);
-    await adapter.unswapSchemas(backup);
+    await adapter.unswapLocations(backup);
     expect(await snapshot('staging')).toEqual(stagingBefore);
     expect(await snapshot('analytics')).toEqual({});
   });
@@ -233,9 +237,9 @@ describe('PostgresAdapter', () => {
 
   it('refuses to swap in a staging view that reads prod', async () => {
     await sql('CREATE VIEW staging.deferred AS SELECT * FROM prod.orders');
-    await expect(
-      adapter.swapSchemas('deploy-5', [{ prod: 'prod', staging: 'staging' }], label()),
-    ).rejects.toThrow(/staging.deferred reads the prod schema/);
+    await expect(adapter.swapLocations('deploy-5', [swap('prod', 'staging')], label())).rejects.toThrow(
+      /staging.deferred reads the prod schema/,
+    );
     expect(await schemas()).toEqual(expect.arrayContaining(['prod', 'staging']));
     expect(await scalar('SELECT count(*) FROM prod.orders')).toBe('10');
   });
@@ -281,9 +285,9 @@ describe('PostgresAdapter', () => {
       ...label('2024-02-01T00:00:00.000Z'),
       operation: 'mirror',
     });
-    const c = await adapter.swapSchemas(
+    const c = await adapter.swapLocations(
       'deploy-c',
-      [{ prod: 'prod', staging: 'staging' }],
+      [swap('prod', 'staging')],
       label('2024-03-01T00:00:00.000Z'),
     );
     expect(await adapter.listBackups()).toEqual([c, b, a]);
@@ -293,7 +297,7 @@ describe('PostgresAdapter', () => {
     await adapter.dropBackup(c);
     await adapter.dropBackup(c);
     expect(await adapter.listBackups()).toEqual([b, a]);
-    expect(await schemas()).not.toContain('dbt_deploy_backup__deploy_c');
+    expect(await schemas()).not.toContain(backupLocationName('deploy-c'));
   });
 
   it('tells tables from views, partitioned and materialized ones included', async () => {
@@ -314,7 +318,7 @@ describe('PostgresAdapter', () => {
       CREATE MATERIALIZED VIEW reporting.order_ids AS SELECT id FROM prod.orders;
       CREATE UNIQUE INDEX order_ids_id ON reporting.order_ids (id);
     `);
-    await adapter.swapSchemas('mv-swap', [{ prod: 'prod', staging: 'staging' }], label());
+    await adapter.swapLocations('mv-swap', [swap('prod', 'staging')], label());
     expect(await scalar('SELECT count(*) FROM reporting.order_ids')).toBe('12');
     expect(await scalar(`SELECT indexdef FROM pg_indexes WHERE schemaname = 'reporting'`)).toBe(
       'CREATE UNIQUE INDEX order_ids_id ON reporting.order_ids USING btree (id)',

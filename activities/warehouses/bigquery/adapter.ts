@@ -6,25 +6,30 @@
  * plans.ts and run here by one `run()`.
  */
 import type { BigQuery, Job, TableMetadata } from '@google-cloud/bigquery';
-import type {
-  BackupEntry,
-  BackupOperation,
-  BackupRef,
-  Fingerprint,
-  Location,
-  Relation,
-} from '../../../workflows/types.js';
+import type { BackupRef, Fingerprint, Location, Relation } from '../../../workflows/types.js';
 import {
-  BACKUP_LOCATION_PREFIX,
-  BACKUP_MANIFEST_TABLE,
   type BackupLabel,
-  backupLocationName,
   type RelationChange,
   type RelationKind,
   type StatementLog,
   UnsupportedOperation,
   type WarehouseAdapter,
 } from '../adapter.js';
+import {
+  BACKUP_LOCATION_PREFIX,
+  BACKUP_MANIFEST_TABLE,
+  BackupLocationTaken,
+  backupLocationName,
+  headerOf,
+  manifestHeader,
+  type ManifestHeader,
+  type ManifestRow,
+  newestFirst,
+  ownedBy,
+  parseManifestRows,
+  refOf,
+} from '../shared/backup-manifest.js';
+import { StatementCounter } from '../shared/statement-log.js';
 import { CAPABILITIES } from '../capabilities.js';
 import { type BigQueryConnection, bigQueryClient, isEmulator } from './connection.js';
 import {
@@ -35,13 +40,13 @@ import {
   createDatasetSql,
   describeJob,
   type Destination,
+  manifestJobs,
   dropDatasetSql,
   dropJobs,
   fingerprintSql,
   jobId,
   jobLabels,
   publishTableJobs,
-  quoteString,
   quoteTable,
   restoreTableJobs,
   SNAPSHOT_EXPIRATION_DAYS,
@@ -50,6 +55,7 @@ import {
   viewDefinitionSql,
   viewJobs,
 } from './plans.js';
+import { bigQueryDialect } from './dialect.js';
 
 /** Names the deploy, step and attempt every job belongs to (labels and job ids). */
 export interface JobTag {
@@ -68,34 +74,23 @@ export interface BigQueryAdapterOptions {
 
 type Row = Record<string, unknown>;
 
-const MANIFEST_COLUMNS = [
-  'deploy_id',
-  'env',
-  'operation',
-  'created_at',
-  'prod_database',
-  'prod_schema',
-  'prod_identifier',
-  'kind',
-  'copy_schema',
-  'copy_identifier',
-  'view_sql',
-] as const;
-
 export class BigQueryAdapter implements WarehouseAdapter {
   readonly engine = 'bigquery' as const;
   readonly capabilities = CAPABILITIES.bigquery;
+  readonly dialect = bigQueryDialect;
   readonly target: BigQueryTarget;
+  private readonly statements: StatementCounter;
   private sequence = 0;
 
   private constructor(
     private readonly client: BigQuery,
     private readonly connection: BigQueryConnection,
-    private readonly log: StatementLog,
+    log: StatementLog,
     private readonly tag: JobTag,
     private readonly options: BigQueryAdapterOptions,
   ) {
     this.target = isEmulator(connection) ? 'emulator' : 'bigquery';
+    this.statements = new StatementCounter('bigquery', log);
   }
 
   static async open(
@@ -122,7 +117,7 @@ export class BigQueryAdapter implements WarehouseAdapter {
   async run(job: BigQueryJob): Promise<Row[]> {
     this.sequence += 1;
     const id = jobId(this.tag, this.sequence);
-    this.log(`[bigquery #${this.sequence} ${id}] ${describeJob(job)}`);
+    this.statements.record(describeJob(job), id);
     let started: Job | undefined;
     for (let attempt = 1; started === undefined; attempt += 1) {
       try {
@@ -226,53 +221,41 @@ export class BigQueryAdapter implements WarehouseAdapter {
 
   async backup(deployId: string, relations: Relation[], label: BackupLabel): Promise<BackupRef> {
     const location = { database: this.connection.project, schema: backupLocationName(deployId) };
-    const operation = label.operation ?? 'deploy';
+    const header = headerOf(deployId, label);
     const expiresAt = new Date(
       Date.parse(label.createdAt) + SNAPSHOT_EXPIRATION_DAYS * 86_400_000,
     ).toISOString();
-    // A retried backup starts again from nothing: the dataset is this deploy's alone.
-    await this.run({ kind: 'query', sql: dropDatasetSql(location) });
+    if (await this.datasetExists(location)) {
+      // Only a retried backup of this same deploy may be replaced; anything else there is not ours.
+      const existing = await this.readManifest(location);
+      if (!ownedBy(existing?.header, deployId)) throw new BackupLocationTaken(location, existing?.header);
+      await this.run({ kind: 'query', sql: dropDatasetSql(location) });
+    }
     await this.run({ kind: 'query', sql: createDatasetSql(location, this.connection.location) });
-    const entries: BackupEntry[] = [];
-    const rows: string[][] = [];
+    const rows: ManifestRow[] = [];
     for (const [index, prod] of relations.entries()) {
       const kind = await this.relationKind(prod);
-      let copy: Relation | undefined;
-      let viewSql: string | null = null;
       if (kind === 'table') {
-        copy = { ...location, identifier: `t${index}__${prod.identifier}` };
+        const copy = { ...location, identifier: `t${index}__${prod.identifier}` };
         await this.runAll(snapshotJobs(prod, copy, expiresAt, this.target));
-      } else if (kind === 'view') {
-        viewSql = await this.viewDefinition(prod);
+        rows.push({ entry: { prod, kind, copy }, viewSql: null });
+      } else {
+        rows.push({
+          entry: { prod, kind },
+          viewSql: kind === 'view' ? await this.viewDefinition(prod) : null,
+        });
       }
-      entries.push({ prod, kind, ...(copy ? { copy } : {}) });
-      rows.push(
-        [deployId, label.env, operation, label.createdAt, prod.database, prod.schema, prod.identifier, kind]
-          .map(quoteString)
-          .concat([
-            copy ? quoteString(copy.schema) : 'NULL',
-            copy ? quoteString(copy.identifier) : 'NULL',
-            viewSql === null ? 'NULL' : quoteString(viewSql),
-          ]),
-      );
     }
     // The manifest is written last: a backup without one is not listed, so never restored half-made.
-    const manifest = quoteTable({ ...location, identifier: BACKUP_MANIFEST_TABLE });
-    await this.run({
-      kind: 'query',
-      sql: `CREATE TABLE ${manifest} (${MANIFEST_COLUMNS.map((c) => `${c} STRING`).join(', ')})`,
-    });
-    if (rows.length > 0) {
-      await this.run({
-        kind: 'query',
-        sql: `INSERT INTO ${manifest} (${MANIFEST_COLUMNS.join(', ')}) VALUES ${rows.map((r) => `(${r.join(', ')})`).join(', ')}`,
-      });
-    }
-    return { deployId, env: label.env, operation, createdAt: label.createdAt, location, entries };
+    await this.runAll(manifestJobs(location, header, rows));
+    return refOf(header, location, rows);
   }
 
   async restore(backup: BackupRef): Promise<void> {
-    const views = await this.storedViews(backup);
+    const recorded = await this.readManifest(backup.location);
+    const views = new Map(
+      (recorded?.rows ?? []).map((row) => [this.dialect.relationKey(row.entry.prod), row.viewSql]),
+    );
     const tables = backup.entries.filter((e) => e.kind === 'table' && e.copy);
     for (const entry of tables) {
       const snapshot = entry.copy as Relation;
@@ -289,8 +272,8 @@ export class BigQueryAdapter implements WarehouseAdapter {
     }
     // Views after the tables they read.
     for (const entry of backup.entries.filter((e) => e.kind === 'view')) {
-      const sql = views.get(key(entry.prod));
-      if (sql === undefined) continue;
+      const sql = views.get(this.dialect.relationKey(entry.prod));
+      if (!sql) continue;
       await this.ensureDataset(entry.prod);
       await this.runAll(viewJobs(entry.prod, sql, await this.relationKind(entry.prod)));
     }
@@ -307,40 +290,12 @@ export class BigQueryAdapter implements WarehouseAdapter {
     const [datasets] = await this.client.getDatasets({ projectId: project });
     const backups: BackupRef[] = [];
     for (const dataset of datasets) {
-      const schema = String(dataset.id);
-      if (!schema.startsWith(BACKUP_LOCATION_PREFIX)) continue;
-      const location = { database: project, schema };
-      const manifest = { ...location, identifier: BACKUP_MANIFEST_TABLE };
-      if ((await this.relationKind(manifest)) !== 'table') continue;
-      const rows = await this.run({ kind: 'query', sql: `SELECT * FROM ${quoteTable(manifest)}` });
-      const first = rows[0];
-      if (!first) continue;
-      backups.push({
-        deployId: String(first['deploy_id']),
-        env: String(first['env']),
-        operation: parseOperation(first['operation']),
-        createdAt: String(first['created_at']),
-        location,
-        entries: rows.map((r) => {
-          const prod = {
-            database: String(r['prod_database']),
-            schema: String(r['prod_schema']),
-            identifier: String(r['prod_identifier']),
-          };
-          const kind = String(r['kind']) as BackupEntry['kind'];
-          const copy =
-            r['copy_identifier'] === null
-              ? undefined
-              : {
-                  database: project,
-                  schema: String(r['copy_schema']),
-                  identifier: String(r['copy_identifier']),
-                };
-          return { prod, kind, ...(copy ? { copy } : {}) };
-        }),
-      });
+      const location = { database: project, schema: String(dataset.id) };
+      if (!location.schema.startsWith(BACKUP_LOCATION_PREFIX)) continue;
+      const manifest = await this.readManifest(location);
+      if (manifest?.header) backups.push(refOf(manifest.header, location, manifest.rows));
     }
-    return backups.sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+    return newestFirst(backups);
   }
 
   /** Per table, never all at once: BigQuery has no transactional DDL (see `capabilities`). */
@@ -365,7 +320,7 @@ export class BigQueryAdapter implements WarehouseAdapter {
       await this.runAll(dropJobs(relation, await this.relationKind(relation)));
   }
 
-  swapSchemas(): Promise<BackupRef> {
+  swapLocations(): Promise<BackupRef> {
     return Promise.reject(
       new UnsupportedOperation(
         'BigQuery cannot rename datasets or run DDL in a transaction: use wac, wap, clone-back or mirror',
@@ -373,8 +328,8 @@ export class BigQueryAdapter implements WarehouseAdapter {
     );
   }
 
-  /** Nothing to undo: BigQuery never swaps (see `swapSchemas`). */
-  async unswapSchemas(): Promise<void> {}
+  /** Nothing to undo: BigQuery never swaps (see `swapLocations`). */
+  async unswapLocations(): Promise<void> {}
 
   async fingerprint(relation: Relation): Promise<Fingerprint> {
     const [row = {}] = await this.run({ kind: 'query', sql: fingerprintSql(relation) });
@@ -402,18 +357,14 @@ export class BigQueryAdapter implements WarehouseAdapter {
     if (source.description !== undefined) patch.description = source.description;
     if (source.labels && Object.keys(source.labels).length > 0) patch.labels = source.labels;
     if (Object.keys(patch).length === 0) return;
-    this.log(`[bigquery] tables.patch ${quoteTable(to)} ${JSON.stringify(patch)}`);
+    this.statements.event(`tables.patch ${quoteTable(to)} ${JSON.stringify(patch)}`);
     await this.client.dataset(to.schema, { projectId: to.database }).table(to.identifier).setMetadata(patch);
   }
 
   private async ensureDataset(relation: Relation): Promise<void> {
     const location = { database: relation.database, schema: relation.schema };
-    try {
-      await this.client.dataset(location.schema, { projectId: location.database }).getMetadata();
-    } catch (error) {
-      if (statusOf(error) !== 404) throw error;
+    if (!(await this.datasetExists(location)))
       await this.run({ kind: 'query', sql: createDatasetSql(location, this.connection.location) });
-    }
   }
 
   private async viewDefinition(relation: Relation): Promise<string> {
@@ -423,24 +374,25 @@ export class BigQueryAdapter implements WarehouseAdapter {
     return sql;
   }
 
-  private async storedViews(backup: BackupRef): Promise<Map<string, string>> {
-    if (!backup.entries.some((e) => e.kind === 'view')) return new Map();
-    const rows = await this.run({
-      kind: 'query',
-      sql:
-        `SELECT prod_database, prod_schema, prod_identifier, view_sql FROM ` +
-        `${quoteTable({ ...backup.location, identifier: BACKUP_MANIFEST_TABLE })} WHERE kind = 'view'`,
-    });
-    return new Map(
-      rows.map((row) => [
-        key({
-          database: String(row['prod_database']),
-          schema: String(row['prod_schema']),
-          identifier: String(row['prod_identifier']),
-        }),
-        String(row['view_sql']),
-      ]),
-    );
+  /** The manifest of a backup location: its header (the table's description) and its rows. */
+  private async readManifest(
+    location: Location,
+  ): Promise<{ header: ManifestHeader | undefined; rows: ManifestRow[] } | undefined> {
+    const table = { ...location, identifier: BACKUP_MANIFEST_TABLE };
+    const metadata = await this.metadata(table);
+    if (!metadata) return undefined;
+    const raw = await this.run({ kind: 'query', sql: `SELECT * FROM ${quoteTable(table)}` });
+    return { header: manifestHeader(metadata.description, raw), rows: parseManifestRows(raw, location) };
+  }
+
+  private async datasetExists(location: Location): Promise<boolean> {
+    try {
+      await this.client.dataset(location.schema, { projectId: location.database }).getMetadata();
+      return true;
+    } catch (error) {
+      if (statusOf(error) === 404) return false;
+      throw error;
+    }
   }
 }
 
@@ -465,12 +417,4 @@ function mayHaveFailedInTransit(error: unknown): boolean {
     name === 'AbortError' ||
     /ECONNRESET|ETIMEDOUT|socket hang up/i.test(String(error))
   );
-}
-
-function parseOperation(value: unknown): BackupOperation {
-  return value === 'mirror' || value === 'rollback' ? value : 'deploy';
-}
-
-function key(relation: Relation): string {
-  return `${relation.database}\u0000${relation.schema}\u0000${relation.identifier}`;
 }

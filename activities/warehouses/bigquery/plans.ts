@@ -7,6 +7,8 @@
  * says so and why; every difference is asserted in test/unit/bigquery-plans.test.ts.
  */
 import type { Location, Relation } from '../../../workflows/types.js';
+import { BACKUP_MANIFEST_TABLE, type ManifestHeader, type ManifestRow } from '../shared/backup-manifest.js';
+import { bigQueryDialect } from './dialect.js';
 
 /** `bigquery` for Google's service; `emulator` for bqemulator, which parses and copies differently. */
 export type BigQueryTarget = 'bigquery' | 'emulator';
@@ -51,22 +53,10 @@ export function tableRef(relation: Relation): TableRef {
   return { projectId: relation.database, datasetId: relation.schema, tableId: relation.identifier };
 }
 
-/** Backquoted `project.dataset.table`, each part escaped: nothing from a manifest goes in unquoted. */
-export function quoteTable(relation: Relation): string {
-  return [relation.database, relation.schema, relation.identifier].map(quotePart).join('.');
-}
-
-export function quoteDataset(location: Location): string {
-  return `${quotePart(location.database)}.${quotePart(location.schema)}`;
-}
-
-function quotePart(name: string): string {
-  return `\`${name.replaceAll('\\', '\\\\').replaceAll('`', '\\`')}\``;
-}
-
-export function quoteString(value: string): string {
-  return `'${value.replaceAll('\\', '\\\\').replaceAll("'", "\\'").replaceAll('\n', '\\n')}'`;
-}
+/** Backquoted `project`.`dataset`.`table`: nothing from a manifest goes into SQL unquoted. */
+export const quoteTable = bigQueryDialect.quoteRelation;
+export const quoteDataset = bigQueryDialect.quoteLocation;
+export const quoteString = bigQueryDialect.quoteLiteral;
 
 const query = (sql: string): BigQueryJob => ({ kind: 'query', sql });
 
@@ -202,6 +192,36 @@ export function createDatasetSql(location: Location, where: string | undefined):
 /** https://cloud.google.com/bigquery/docs/reference/standard-sql/data-definition-language#drop_schema_statement */
 export function dropDatasetSql(location: Location): string {
   return `DROP SCHEMA IF EXISTS ${quoteDataset(location)} CASCADE`;
+}
+
+/**
+ * The shared backup manifest (activities/warehouses/shared/backup-manifest.ts) in BigQuery's terms:
+ * the backup-wide header is the table's description, set as it is created (BigQuery has no COMMENT
+ * ON, and the emulator ignores ALTER TABLE … SET OPTIONS).
+ * https://cloud.google.com/bigquery/docs/reference/standard-sql/data-definition-language#create_table_statement
+ */
+export function manifestJobs(location: Location, header: ManifestHeader, rows: ManifestRow[]): BigQueryJob[] {
+  const table = quoteTable({ ...location, identifier: BACKUP_MANIFEST_TABLE });
+  const jobs = [
+    query(
+      `CREATE TABLE ${table} (deploy_id STRING NOT NULL, env STRING NOT NULL, operation STRING NOT NULL, ` +
+        `created_at STRING NOT NULL, prod_database STRING NOT NULL, prod_schema STRING NOT NULL, ` +
+        `prod_identifier STRING NOT NULL, kind STRING NOT NULL, copy_schema STRING, copy_identifier STRING, ` +
+        `view_sql STRING, position INT64 NOT NULL) OPTIONS (description = ${quoteString(JSON.stringify(header))})`,
+    ),
+  ];
+  if (rows.length === 0) return jobs;
+  const values = rows.map(({ entry, viewSql }, position) => {
+    const required = [header.deployId, header.env, header.operation, header.createdAt]
+      .concat([entry.prod.database, entry.prod.schema, entry.prod.identifier, entry.kind])
+      .map(quoteString);
+    const optional = [entry.copy?.schema, entry.copy?.identifier, viewSql ?? undefined].map((value) =>
+      value === undefined ? 'NULL' : quoteString(value),
+    );
+    return `(${[...required, ...optional, String(position)].join(', ')})`;
+  });
+  jobs.push(query(`INSERT INTO ${table} VALUES ${values.join(', ')}`));
+  return jobs;
 }
 
 function copyJob(operationType: 'COPY' | 'RESTORE', from: Relation, to: Relation): BigQueryJob {

@@ -6,32 +6,41 @@
  * dropped and re-created by name in the same transaction (see `withDependentViews`).
  */
 import pg from 'pg';
-import { z } from 'zod';
-import type { BackupEntry, BackupRef, Fingerprint, Location, Relation } from '../../workflows/types.js';
-import type { PostgresConnection } from '../profiles.js';
+import type { BackupRef, Fingerprint, Location, Relation } from '../../../workflows/types.js';
+import type { PostgresConnection } from '../../profiles.js';
 import {
-  BACKUP_LOCATION_PREFIX,
-  BACKUP_MANIFEST_TABLE,
   type BackupLabel,
-  backupLocationName,
-  quoteIdentifier,
-  quoteLiteral,
-  quoteRelation,
+  type LocationSwap,
   relationName,
   type RelationChange,
   type RelationKind,
-  type SchemaSwap,
-  type StatementLog,
   UnsupportedOperation,
   type WarehouseAdapter,
-} from './adapter.js';
-import { CAPABILITIES } from './capabilities.js';
+} from '../adapter.js';
+import { CAPABILITIES } from '../capabilities.js';
+import {
+  BACKUP_LOCATION_PREFIX,
+  BACKUP_MANIFEST_TABLE,
+  BackupLocationTaken,
+  backupLocationName,
+  headerOf,
+  type ManifestHeader,
+  type ManifestRow,
+  manifestStatements,
+  manifestTable as manifestTableIn,
+  newestFirst,
+  ownedBy,
+  parseHeader,
+  parseManifestRows,
+  refOf,
+} from '../shared/backup-manifest.js';
+import { StatementCounter, type StatementLog } from '../shared/statement-log.js';
+import { MAX_IDENTIFIER_BYTES, postgresDialect, truncateBytes } from './dialect.js';
+
+const { quoteIdentifier, quoteLiteral, quoteRelation } = postgresDialect;
 
 type Row = Record<string, unknown>;
 type Parameter = string | string[];
-
-/** PostgreSQL silently truncates longer names, which would make a lookup by the full name miss. */
-const MAX_IDENTIFIER_BYTES = 63;
 
 /** The `pg_class.relkind` values this adapter manages: tables (plain, partitioned) and views (plain, materialized). */
 const MANAGED_KINDS = ['r', 'p', 'v', 'm'] as const;
@@ -54,31 +63,19 @@ interface DependencyNode extends CatalogRelation {
   aftercare: string[];
 }
 
-/** The backup-wide part of a manifest, kept as the manifest table's comment so an empty backup is still listed. */
-const ManifestHeader = z.object({
-  deployId: z.string(),
-  env: z.string(),
-  operation: z.enum(['deploy', 'mirror', 'rollback']),
-  createdAt: z.string(),
-  swapped: z.array(z.object({ prod: z.string(), staging: z.string(), backup: z.string() })).optional(),
-});
-type ManifestHeader = z.infer<typeof ManifestHeader>;
-
-interface ManifestRow {
-  entry: BackupEntry;
-  viewSql: string | null;
-}
-
 export class PostgresAdapter implements WarehouseAdapter {
   readonly engine = 'postgres' as const;
   readonly capabilities = CAPABILITIES.postgres;
-  private statementCount = 0;
+  readonly dialect = postgresDialect;
+  private readonly statements: StatementCounter;
 
   private constructor(
     private readonly client: pg.Client,
     private readonly database: string,
-    private readonly log: StatementLog,
-  ) {}
+    log: StatementLog,
+  ) {
+    this.statements = new StatementCounter('postgres', log);
+  }
 
   static async open(connection: PostgresConnection, log: StatementLog = () => {}): Promise<PostgresAdapter> {
     const client = new pg.Client({
@@ -98,8 +95,7 @@ export class PostgresAdapter implements WarehouseAdapter {
 
   /** Every statement goes through here: one place that numbers and logs what is sent (values stay out). */
   private async execute(sql: string, parameters: Parameter[] = []): Promise<Row[]> {
-    this.statementCount += 1;
-    this.log(`[postgres #${this.statementCount}] ${sql}`);
+    this.statements.record(sql);
     const result = await this.client.query<Row>(sql, parameters);
     return result.rows;
   }
@@ -144,7 +140,12 @@ export class PostgresAdapter implements WarehouseAdapter {
     const location = this.backupLocation(deployId, 0);
     const header = headerOf(deployId, label);
     return this.transaction(async () => {
-      await this.execute(`DROP SCHEMA IF EXISTS ${quoteIdentifier(location.schema)} CASCADE`);
+      if ((await this.existingSchemas([location.schema])).has(location.schema)) {
+        // Only a retried backup of this same deploy may be replaced; anything else there is not ours.
+        const holder = await this.manifestHeaderIn(location);
+        if (!ownedBy(holder, deployId)) throw new BackupLocationTaken(location, holder);
+        await this.execute(`DROP SCHEMA ${quoteIdentifier(location.schema)} CASCADE`);
+      }
       await this.execute(`CREATE SCHEMA ${quoteIdentifier(location.schema)}`);
       const found = await this.lookup(relations);
       const definitions = await this.viewDefinitions([...found.values()]);
@@ -219,9 +220,7 @@ export class PostgresAdapter implements WarehouseAdapter {
       if (header === undefined) continue;
       backups.push(refOf(header, location, await this.readManifestRows(location)));
     }
-    return backups.sort(
-      (a, b) => b.createdAt.localeCompare(a.createdAt) || a.deployId.localeCompare(b.deployId),
-    );
+    return newestFirst(backups);
   }
 
   async replaceRelations(change: RelationChange): Promise<void> {
@@ -242,15 +241,19 @@ export class PostgresAdapter implements WarehouseAdapter {
     });
   }
 
-  async swapSchemas(deployId: string, swaps: SchemaSwap[], label: BackupLabel): Promise<BackupRef> {
+  async swapLocations(deployId: string, swaps: LocationSwap[], label: BackupLabel): Promise<BackupRef> {
+    for (const swap of swaps) {
+      this.assertLocal(swap.prod);
+      this.assertLocal(swap.staging);
+    }
     const location = this.backupLocation(deployId, 0);
     const swapped = swaps.map((swap, index) => ({
-      prod: swap.prod,
-      staging: swap.staging,
+      prod: swap.prod.schema,
+      staging: swap.staging.schema,
       backup: this.backupLocation(deployId, index).schema,
     }));
     const header: ManifestHeader = { ...headerOf(deployId, label), swapped };
-    if (swaps.length === 0) throw new Error('swapSchemas needs at least one prod and staging schema');
+    if (swaps.length === 0) throw new Error('swapLocations needs at least one prod and staging schema');
     return this.transaction(async () => {
       const existing = await this.existingSchemas(swapped.flatMap((s) => [s.prod, s.staging, s.backup]));
       if (existing.has(location.schema)) return this.alreadySwapped(location, swapped, existing);
@@ -283,7 +286,7 @@ export class PostgresAdapter implements WarehouseAdapter {
     });
   }
 
-  async unswapSchemas(backup: BackupRef): Promise<void> {
+  async unswapLocations(backup: BackupRef): Promise<void> {
     this.assertLocal(backup.location);
     const swapped = backup.swapped ?? [];
     if (swapped.length === 0) return;
@@ -467,8 +470,8 @@ export class PostgresAdapter implements WarehouseAdapter {
   }
 
   /** Refuses a swap whose staging views read prod: after the swap they would read the backup instead. */
-  private refuseStagingReadingProd(closure: DependencyNode[], swaps: SchemaSwap[]): void {
-    const staging = new Set(swaps.map((swap) => swap.staging));
+  private refuseStagingReadingProd(closure: DependencyNode[], swaps: LocationSwap[]): void {
+    const staging = new Set(swaps.map((swap) => swap.staging.schema));
     const reader = closure.find((node) => !node.replaced && staging.has(node.relation.schema));
     if (reader)
       throw new Error(
@@ -486,12 +489,7 @@ export class PostgresAdapter implements WarehouseAdapter {
     swapped: NonNullable<ManifestHeader['swapped']>,
     existing: Set<string>,
   ): Promise<BackupRef> {
-    const [manifest] = await this.execute(
-      'SELECT obj_description(c.oid, $3) AS header FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace ' +
-        'WHERE n.nspname = $1 AND c.relname = $2',
-      [location.schema, BACKUP_MANIFEST_TABLE, 'pg_class'],
-    );
-    const header = parseHeader(manifest?.['header']);
+    const header = await this.manifestHeaderIn(location);
     const recorded = header?.swapped ?? [];
     const same =
       recorded.length === swapped.length &&
@@ -513,47 +511,22 @@ export class PostgresAdapter implements WarehouseAdapter {
     header: ManifestHeader,
     rows: ManifestRow[],
   ): Promise<void> {
-    const table = manifestTable(location);
-    await this.execute(
-      `CREATE TABLE ${table} (deploy_id text NOT NULL, env text NOT NULL, operation text NOT NULL, ` +
-        'created_at text NOT NULL, prod_database text NOT NULL, prod_schema text NOT NULL, ' +
-        `prod_identifier text NOT NULL, kind text NOT NULL CHECK (kind IN ('table', 'view', 'absent')), ` +
-        'copy_schema text, copy_identifier text, view_sql text, position integer NOT NULL)',
-    );
-    await this.execute(`COMMENT ON TABLE ${table} IS ${quoteLiteral(JSON.stringify(header))}`);
-    if (rows.length === 0) return;
-    const values = rows.map(({ entry, viewSql }, position) => {
-      const text = [header.deployId, header.env, header.operation, header.createdAt]
-        .concat([entry.prod.database, entry.prod.schema, entry.prod.identifier, entry.kind])
-        .map(quoteLiteral);
-      const optional = [entry.copy?.schema, entry.copy?.identifier, viewSql ?? undefined].map((value) =>
-        value === undefined ? 'NULL' : quoteLiteral(value),
-      );
-      return `(${[...text, ...optional, String(position)].join(', ')})`;
-    });
-    await this.execute(`INSERT INTO ${table} VALUES ${values.join(', ')}`);
+    for (const statement of manifestStatements(this.dialect, location, header, rows))
+      await this.execute(statement);
   }
 
   private async readManifestRows(location: Location): Promise<ManifestRow[]> {
-    const rows = await this.execute(
-      'SELECT prod_database, prod_schema, prod_identifier, kind, copy_schema, copy_identifier, view_sql ' +
-        `FROM ${manifestTable(location)} ORDER BY position`,
+    return parseManifestRows(await this.execute(`SELECT * FROM ${manifestTable(location)}`), location);
+  }
+
+  /** The header of the manifest in `location`, if there is one of ours. */
+  private async manifestHeaderIn(location: Location): Promise<ManifestHeader | undefined> {
+    const [manifest] = await this.execute(
+      'SELECT obj_description(c.oid, $3) AS header FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace ' +
+        'WHERE n.nspname = $1 AND c.relname = $2',
+      [location.schema, BACKUP_MANIFEST_TABLE, 'pg_class'],
     );
-    return rows.map((row) => {
-      const prod = {
-        database: String(row['prod_database']),
-        schema: String(row['prod_schema']),
-        identifier: String(row['prod_identifier']),
-      };
-      const kind = row['kind'] === 'table' || row['kind'] === 'view' ? row['kind'] : 'absent';
-      const copyIdentifier = row['copy_identifier'];
-      const copy =
-        typeof copyIdentifier === 'string'
-          ? { database: location.database, schema: String(row['copy_schema']), identifier: copyIdentifier }
-          : undefined;
-      const viewSql = typeof row['view_sql'] === 'string' ? row['view_sql'] : null;
-      return { entry: { prod, kind, ...(copy ? { copy } : {}) }, viewSql };
-    });
+    return parseHeader(manifest?.['header']);
   }
 
   /** The managed relations among `relations` that exist, by `key`. */
@@ -737,44 +710,8 @@ function stringArray(value: unknown): string[] {
   return Array.isArray(value) ? value.filter((item): item is string => typeof item === 'string') : [];
 }
 
-function headerOf(deployId: string, label: BackupLabel): ManifestHeader {
-  return { deployId, env: label.env, operation: label.operation ?? 'deploy', createdAt: label.createdAt };
-}
-
-function parseHeader(value: unknown): ManifestHeader | undefined {
-  if (typeof value !== 'string') return undefined;
-  try {
-    const parsed = ManifestHeader.safeParse(JSON.parse(value));
-    return parsed.success ? parsed.data : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-function refOf(header: ManifestHeader, location: Location, rows: ManifestRow[]): BackupRef {
-  return {
-    deployId: header.deployId,
-    env: header.env,
-    operation: header.operation,
-    createdAt: header.createdAt,
-    location,
-    entries: rows.map((row) => row.entry),
-    ...(header.swapped ? { swapped: header.swapped } : {}),
-  };
-}
-
 function manifestTable(location: Location): string {
-  return quoteRelation({ ...location, identifier: BACKUP_MANIFEST_TABLE });
-}
-
-/** Cuts a name to PostgreSQL's identifier limit without splitting a UTF-8 character. */
-function truncateBytes(name: string): string {
-  let result = '';
-  for (const character of name) {
-    if (Buffer.byteLength(result + character) > MAX_IDENTIFIER_BYTES) break;
-    result += character;
-  }
-  return result;
+  return manifestTableIn(postgresDialect, location);
 }
 
 function key(relation: Relation): string {

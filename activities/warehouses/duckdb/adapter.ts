@@ -4,45 +4,53 @@
  * transaction gives readers the same all-or-nothing cut-over a clone or swap gives elsewhere.
  */
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
-import type {
-  BackupEntry,
-  BackupOperation,
-  BackupRef,
-  Fingerprint,
-  Location,
-  Relation,
-} from '../../workflows/types.js';
-import type { DuckDbConnection } from '../profiles.js';
+import type { BackupRef, Fingerprint, Location, Relation } from '../../../workflows/types.js';
+import type { DuckDbConnection } from '../../profiles.js';
 import {
-  BACKUP_LOCATION_PREFIX,
-  BACKUP_MANIFEST_TABLE,
   type BackupLabel,
-  backupLocationName,
-  quoteIdentifier,
-  quoteLiteral,
-  quoteRelation,
   type RelationChange,
   type RelationKind,
   UnsupportedOperation,
   type WarehouseAdapter,
-} from './adapter.js';
-import { CAPABILITIES } from './capabilities.js';
+} from '../adapter.js';
+import { CAPABILITIES } from '../capabilities.js';
+import {
+  BACKUP_LOCATION_PREFIX,
+  BACKUP_MANIFEST_TABLE,
+  BackupLocationTaken,
+  backupLocationName,
+  headerOf,
+  manifestHeader,
+  type ManifestHeader,
+  type ManifestRow,
+  manifestStatements,
+  manifestTable,
+  newestFirst,
+  ownedBy,
+  parseManifestRows,
+  refOf,
+} from '../shared/backup-manifest.js';
+import { StatementCounter, type StatementLog } from '../shared/statement-log.js';
+import { duckDbDialect } from './dialect.js';
 
-export type StatementLog = (statement: string) => void;
+const { quoteLiteral, quoteLocation, quoteRelation } = duckDbDialect;
 
 type Row = Record<string, unknown>;
 
 export class DuckDbAdapter implements WarehouseAdapter {
   readonly engine = 'duckdb' as const;
   readonly capabilities = CAPABILITIES.duckdb;
-  private statementCount = 0;
+  readonly dialect = duckDbDialect;
+  private readonly statements: StatementCounter;
 
   private constructor(
     private readonly instance: DuckDBInstance,
     private readonly connection: DuckDBConnection,
     private readonly database: string,
-    private readonly log: StatementLog,
-  ) {}
+    log: StatementLog,
+  ) {
+    this.statements = new StatementCounter('duckdb', log);
+  }
 
   static async open(target: DuckDbConnection, log: StatementLog = () => {}): Promise<DuckDbAdapter> {
     const instance = await DuckDBInstance.create(target.path);
@@ -52,8 +60,7 @@ export class DuckDbAdapter implements WarehouseAdapter {
 
   /** Every statement goes through here: one place that numbers and logs what is sent. */
   private async execute(sql: string): Promise<Row[]> {
-    this.statementCount += 1;
-    this.log(`[duckdb #${this.statementCount}] ${sql}`);
+    this.statements.record(sql);
     const reader = await this.connection.runAndReadAll(sql);
     return reader.getRowObjectsJson() as Row[];
   }
@@ -92,50 +99,39 @@ export class DuckDbAdapter implements WarehouseAdapter {
 
   async backup(deployId: string, relations: Relation[], label: BackupLabel): Promise<BackupRef> {
     const location = { database: this.database, schema: backupLocationName(deployId) };
-    const operation = label.operation ?? 'deploy';
-    const entries: BackupEntry[] = [];
-    const statements = [
-      `DROP SCHEMA IF EXISTS ${quoteLocation(location)} CASCADE`,
-      `CREATE SCHEMA ${quoteLocation(location)}`,
-      `CREATE TABLE ${manifestTable(location)} (deploy_id VARCHAR, env VARCHAR, operation VARCHAR, created_at VARCHAR, ` +
-        `prod_database VARCHAR, prod_schema VARCHAR, prod_identifier VARCHAR, kind VARCHAR, copy_schema VARCHAR, ` +
-        `copy_identifier VARCHAR, view_sql VARCHAR)`,
-    ];
+    const header = headerOf(deployId, label);
+    const statements: string[] = [];
+    if (await this.schemaExists(location)) {
+      // Only a retried backup of this same deploy may be replaced; anything else there is not ours.
+      const existing = await this.readManifest(location);
+      if (!ownedBy(existing?.header, deployId)) throw new BackupLocationTaken(location, existing?.header);
+      statements.push(`DROP SCHEMA ${quoteLocation(location)} CASCADE`);
+    }
+    statements.push(`CREATE SCHEMA ${quoteLocation(location)}`);
+    const rows: ManifestRow[] = [];
     for (const [index, prod] of relations.entries()) {
       const kind = await this.relationKind(prod);
-      let copy: Relation | undefined;
-      let viewSql: string | null = null;
       if (kind === 'table') {
-        copy = { ...location, identifier: `t${index}__${prod.identifier}` };
+        const copy = { ...location, identifier: `t${index}__${prod.identifier}` };
         statements.push(`CREATE TABLE ${quoteRelation(copy)} AS SELECT * FROM ${quoteRelation(prod)}`);
-      } else if (kind === 'view') {
-        viewSql = await this.viewDefinition(prod);
+        rows.push({ entry: { prod, kind, copy }, viewSql: null });
+      } else {
+        rows.push({
+          entry: { prod, kind },
+          viewSql: kind === 'view' ? await this.viewDefinition(prod) : null,
+        });
       }
-      entries.push({ prod, kind, ...(copy ? { copy } : {}) });
-      const values = [
-        deployId,
-        label.env,
-        operation,
-        label.createdAt,
-        prod.database,
-        prod.schema,
-        prod.identifier,
-        kind,
-      ]
-        .map(quoteLiteral)
-        .concat([
-          copy ? quoteLiteral(copy.schema) : 'NULL',
-          copy ? quoteLiteral(copy.identifier) : 'NULL',
-          viewSql === null ? 'NULL' : quoteLiteral(viewSql),
-        ]);
-      statements.push(`INSERT INTO ${manifestTable(location)} VALUES (${values.join(', ')})`);
     }
+    statements.push(...manifestStatements(this.dialect, location, header, rows));
     await this.transaction(statements);
-    return { deployId, env: label.env, operation, createdAt: label.createdAt, location, entries };
+    return refOf(header, location, rows);
   }
 
   async restore(backup: BackupRef): Promise<void> {
-    const views = await this.storedViewDefinitions(backup);
+    const recorded = await this.readManifest(backup.location);
+    const views = new Map(
+      (recorded?.rows ?? []).map((row) => [this.dialect.relationKey(row.entry.prod), row]),
+    );
     const statements: string[] = [];
     for (const entry of backup.entries) statements.push(...(await this.dropStatements(entry.prod)));
     for (const entry of backup.entries) {
@@ -148,7 +144,7 @@ export class DuckDbAdapter implements WarehouseAdapter {
     }
     // Views last: they read the tables restored just above.
     for (const entry of backup.entries) {
-      const sql = views.get(key(entry.prod));
+      const sql = views.get(this.dialect.relationKey(entry.prod))?.viewSql;
       if (entry.kind === 'view' && sql) statements.push(sql);
     }
     await this.transaction(statements);
@@ -167,32 +163,10 @@ export class DuckDbAdapter implements WarehouseAdapter {
     const backups: BackupRef[] = [];
     for (const row of schemas) {
       const location = { database, schema: String(row['schema_name']) };
-      if ((await this.relationKind({ ...location, identifier: BACKUP_MANIFEST_TABLE })) !== 'table') continue;
-      const rows = await this.execute(`SELECT * FROM ${manifestTable(location)}`);
-      const first = rows[0];
-      if (!first) continue;
-      backups.push({
-        deployId: String(first['deploy_id']),
-        env: String(first['env']),
-        operation: parseOperation(first['operation']),
-        createdAt: String(first['created_at']),
-        location,
-        entries: rows.map((r) => {
-          const prod = {
-            database: String(r['prod_database']),
-            schema: String(r['prod_schema']),
-            identifier: String(r['prod_identifier']),
-          };
-          const kind = String(r['kind']) as BackupEntry['kind'];
-          const copy =
-            r['copy_identifier'] === null
-              ? undefined
-              : { database, schema: String(r['copy_schema']), identifier: String(r['copy_identifier']) };
-          return { prod, kind, ...(copy ? { copy } : {}) };
-        }),
-      });
+      const manifest = await this.readManifest(location);
+      if (manifest?.header) backups.push(refOf(manifest.header, location, manifest.rows));
     }
-    return backups.sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+    return newestFirst(backups);
   }
 
   async replaceRelations(change: RelationChange): Promise<void> {
@@ -212,7 +186,7 @@ export class DuckDbAdapter implements WarehouseAdapter {
     await this.transaction(statements);
   }
 
-  swapSchemas(): Promise<BackupRef> {
+  swapLocations(): Promise<BackupRef> {
     return Promise.reject(
       new UnsupportedOperation(
         'DuckDB cannot rename schemas: blue-green copies every relation in one transaction instead',
@@ -220,8 +194,8 @@ export class DuckDbAdapter implements WarehouseAdapter {
     );
   }
 
-  /** Nothing to undo: DuckDB never swaps (see `swapSchemas`). */
-  async unswapSchemas(): Promise<void> {}
+  /** Nothing to undo: DuckDB never swaps (see `swapLocations`). */
+  async unswapLocations(): Promise<void> {}
 
   async fingerprint(relation: Relation): Promise<Fingerprint> {
     // The sum of per-row hashes does not depend on row order and, unlike XOR, counts duplicates.
@@ -238,6 +212,27 @@ export class DuckDbAdapter implements WarehouseAdapter {
     this.instance.closeSync();
   }
 
+  private async schemaExists(location: Location): Promise<boolean> {
+    const rows = await this.execute(
+      `SELECT 1 FROM information_schema.schemata WHERE catalog_name = ${quoteLiteral(location.database)} ` +
+        `AND schema_name = ${quoteLiteral(location.schema)}`,
+    );
+    return rows.length > 0;
+  }
+
+  /** The manifest in `location`: header (comment, or the first row of an older manifest) and rows. */
+  private async readManifest(
+    location: Location,
+  ): Promise<{ header: ManifestHeader | undefined; rows: ManifestRow[] } | undefined> {
+    const [table] = await this.execute(
+      `SELECT comment FROM duckdb_tables() WHERE database_name = ${quoteLiteral(location.database)} ` +
+        `AND schema_name = ${quoteLiteral(location.schema)} AND table_name = ${quoteLiteral(BACKUP_MANIFEST_TABLE)}`,
+    );
+    if (table === undefined) return undefined;
+    const raw = await this.execute(`SELECT * FROM ${manifestTable(this.dialect, location)}`);
+    return { header: manifestHeader(table['comment'], raw), rows: parseManifestRows(raw, location) };
+  }
+
   private async viewDefinition(relation: Relation): Promise<string> {
     const rows = await this.execute(
       `SELECT sql FROM duckdb_views() WHERE database_name = ${quoteLiteral(relation.database)} ` +
@@ -248,43 +243,10 @@ export class DuckDbAdapter implements WarehouseAdapter {
     return sql;
   }
 
-  private async storedViewDefinitions(backup: BackupRef): Promise<Map<string, string>> {
-    const rows = await this.execute(
-      `SELECT prod_database, prod_schema, prod_identifier, view_sql FROM ${manifestTable(backup.location)} ` +
-        `WHERE kind = 'view'`,
-    );
-    const views = new Map<string, string>();
-    for (const row of rows) {
-      const relation = {
-        database: String(row['prod_database']),
-        schema: String(row['prod_schema']),
-        identifier: String(row['prod_identifier']),
-      };
-      views.set(key(relation), String(row['view_sql']));
-    }
-    return views;
-  }
-
   private async dropStatements(relation: Relation): Promise<string[]> {
     const kind = await this.relationKind(relation);
     if (kind === 'table') return [`DROP TABLE ${quoteRelation(relation)}`];
     if (kind === 'view') return [`DROP VIEW ${quoteRelation(relation)}`];
     return [];
   }
-}
-
-function quoteLocation(location: Location): string {
-  return `${quoteIdentifier(location.database)}.${quoteIdentifier(location.schema)}`;
-}
-
-function manifestTable(location: Location): string {
-  return quoteRelation({ ...location, identifier: BACKUP_MANIFEST_TABLE });
-}
-
-function parseOperation(value: unknown): BackupOperation {
-  return value === 'mirror' || value === 'rollback' ? value : 'deploy';
-}
-
-function key(relation: Relation): string {
-  return `${relation.database}\u0000${relation.schema}\u0000${relation.identifier}`;
 }
