@@ -42,6 +42,8 @@ export interface DbtInvocation {
   partialParseFile?: string;
   signal?: AbortSignal;
   onProgress?: (progress: DbtProgress) => void;
+  /** Added to dbt's environment (an engine's switches, never credentials: dbt reads those itself). */
+  env?: Record<string, string>;
 }
 
 export interface DbtOutcome {
@@ -89,7 +91,7 @@ export async function runDbt(invocation: DbtInvocation): Promise<DbtOutcome> {
   let interrupted = false;
   const child = execa(bin, args, {
     cwd: invocation.projectDir,
-    env: { ...DBT_ENV },
+    env: { ...invocation.env, ...DBT_ENV },
     reject: false,
     lines: true,
     // dbt handles SIGTERM by cancelling its queries; if it lingers, it is killed.

@@ -6,6 +6,11 @@
 import { readFileSync } from 'node:fs';
 import { basename, extname, isAbsolute, join, resolve } from 'node:path';
 import { parse } from 'yaml';
+import {
+  type BigQueryConnection,
+  bigQueryConnection,
+  BigQueryProfileError,
+} from './warehouses/bigquery/connection.js';
 import { ENGINES, type Engine, isEngine } from './warehouses/capabilities.js';
 
 export class ProfileError extends Error {
@@ -33,7 +38,9 @@ export interface PostgresConnection {
   schema: string;
 }
 
-export type WarehouseConnection = DuckDbConnection | PostgresConnection;
+export type { BigQueryConnection };
+
+export type WarehouseConnection = DuckDbConnection | PostgresConnection | BigQueryConnection;
 
 export interface TargetOutput {
   type: string;
@@ -129,6 +136,13 @@ export function connectionFor(
         schema: safeName(schema, target, 'postgres'),
       };
     }
+    case 'bigquery':
+      try {
+        return bigQueryConnection(output, target, projectDir);
+      } catch (error) {
+        if (error instanceof BigQueryProfileError) throw new ProfileError(error.message);
+        throw error;
+      }
   }
 }
 

@@ -20,6 +20,7 @@ import type {
 import { DbtInvocationError, type DbtOutcome, type DbtProgress, runDbt } from './dbt.js';
 import { connectionFor, ProfileError, type WarehouseConnection } from './profiles.js';
 import { UnsupportedOperation, type WarehouseAdapter } from './warehouses/adapter.js';
+import { dbtEnvironment } from './warehouses/bigquery/connection.js';
 import { CAPABILITIES } from './warehouses/capabilities.js';
 import { turnKey, withWarehouse } from './warehouses/index.js';
 import { staleBackups } from './warehouses/shared/retention.js';
@@ -107,7 +108,16 @@ export async function warehouse<T>(
   work: Parameters<typeof withWarehouse<T>>[2],
 ): Promise<T> {
   const context = Context.current();
-  return heartbeating(() => withWarehouse(connection(input, target), (sql) => context.log.debug(sql), work));
+  const { activityType, activityId, attempt, workflowExecution } = context.info;
+  // Engines that label their jobs name the deploy, the step and this attempt of it.
+  const tag = {
+    deployId: input.deployId,
+    step: activityType,
+    attempt: `${workflowExecution?.runId.slice(0, 8) ?? 'direct'}_${activityId}_${attempt}`,
+  };
+  return heartbeating(() =>
+    withWarehouse(connection(input, target), (sql) => context.log.debug(sql), work, tag),
+  );
 }
 
 /** Runs dbt on its turn with the warehouse, heartbeating its progress so a cancel reaches it. */
@@ -137,6 +147,7 @@ export async function dbt(
             targetPath: dir,
             ...(input.vars ? { vars: input.vars } : {}),
             partialParseFile,
+            ...dbtEnvironmentOf(input, target),
             signal: context.cancellationSignal,
             onProgress: (progress) => {
               latest = progress;
@@ -159,6 +170,12 @@ export async function dbt(
       throw new CancelledFailure(`dbt ${args[0]} was stopped: the step was cancelled`);
     throw error;
   }
+}
+
+/** What the target's engine needs in dbt's environment (none of it a credential). */
+function dbtEnvironmentOf(input: DeployInput, target: string): { env?: Record<string, string> } {
+  const found = connection(input, target);
+  return found.engine === 'bigquery' ? { env: dbtEnvironment(found) } : {};
 }
 
 /** `dbt ls` only parses the project: it needs no turn with the warehouse. */

@@ -282,6 +282,12 @@ function placeOf(connection: WarehouseConnection): { warehouse: string; what: st
         what: 'database',
         location: connection.schema,
       };
+    case 'bigquery':
+      return {
+        warehouse: `${connection.apiEndpoint ?? 'bigquery'}/${connection.project}`,
+        what: 'project',
+        location: connection.schema,
+      };
   }
 }
 

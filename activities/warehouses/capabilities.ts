@@ -3,7 +3,7 @@
  * strategy an engine cannot run) without touching the warehouse, so this module must stay free of I/O:
  * workflow code imports it.
  */
-export const ENGINES = ['duckdb', 'postgres'] as const;
+export const ENGINES = ['duckdb', 'postgres', 'bigquery'] as const;
 export type Engine = (typeof ENGINES)[number];
 
 /**
@@ -114,6 +114,32 @@ export const CAPABILITIES: Record<Engine, Capabilities> = {
         'the old relations until the commit, then the new ones; queries on a replaced relation wait from its drop until the commit',
     },
     backup: { kind: 'copy', restore: 'one-transaction' },
+    stagingScope: 'database',
+  },
+  bigquery: {
+    // Datasets cannot be renamed and DDL cannot run in a multi-statement transaction: no swap, and
+    // every published table is replaced on its own (a copy job is atomic per table).
+    zeroCopyClone: true,
+    atomicSwap: 'none',
+    transactionalDdl: false,
+    cloneViews: false,
+    timeTravelDays: 7,
+    singleWriter: false,
+    cutOver: {
+      // Never run: blue-green is refused on BigQuery (workflows/strategies/index.ts).
+      kind: 'per-relation',
+      atomicity: 'per-relation',
+      readersSee: 'no blue/green on BigQuery: datasets cannot be renamed and DDL cannot run in a transaction',
+    },
+    publish: {
+      kind: 'per-relation',
+      atomicity: 'per-relation',
+      readersSee:
+        'each table on its own: a copy job replaces a table atomically (a table of 10 GiB or more is dropped, then cloned, and missing in between); views are re-created one at a time',
+    },
+    // Table snapshots share storage with prod until it changes; a restore is a copy job per table.
+    backup: { kind: 'zero-copy-clone', restore: 'per-relation' },
+    // Staging is another dataset of the same project.
     stagingScope: 'database',
   },
 };

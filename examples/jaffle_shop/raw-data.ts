@@ -4,10 +4,24 @@
  * deploying. The data is generated from a seed, so the same call always yields the same rows.
  */
 import { DuckDBInstance } from '@duckdb/node-api';
+import { BigQuery } from '@google-cloud/bigquery';
+import { PassThroughClient } from 'google-auth-library';
 import pg from 'pg';
 
-/** A DuckDB file's path, or how to reach a PostgreSQL database. */
-export type RawTarget = string | { postgres: pg.ClientConfig };
+/**
+ * A BigQuery project: on an emulator (`apiEndpoint`) without credentials, otherwise with the
+ * application default credentials.
+ */
+export interface BigQueryRawTarget {
+  projectId: string;
+  location: string;
+  apiEndpoint?: string;
+  /** The dataset of the sources, when not `raw` (a live test's own). */
+  rawDataset?: string;
+}
+
+/** A DuckDB file's path, or how to reach a PostgreSQL database or a BigQuery project. */
+export type RawTarget = string | { postgres: pg.ClientConfig } | { bigquery: BigQueryRawTarget };
 
 export interface RawDataOptions {
   customers?: number;
@@ -54,7 +68,7 @@ export async function loadRawData(target: RawTarget, options: RawDataOptions = {
     // Plain SQL both engines speak: the same loader feeds the DuckDB and the PostgreSQL tests.
     for (const [table, columns] of Object.entries(RAW_TABLES)) {
       await run(`DROP TABLE IF EXISTS raw.${table}`);
-      await run(`CREATE TABLE raw.${table} (${columns})`);
+      await run(`CREATE TABLE raw.${table} (${columns.replaceAll('VARCHAR', textType(target))})`);
     }
     const random = seeded(options.seed ?? 7);
     const rows: string[] = [];
@@ -81,12 +95,16 @@ export async function appendRawOrders(target: RawTarget, options: RawDataOptions
   const random = seeded(options.seed ?? 99);
   await withDatabase(target, async (run, query) => {
     const [latest] = await query(
-      "SELECT coalesce(max(id), 0) AS max_id, cast(coalesce(max(ordered_at), TIMESTAMP '2025-01-01') AS VARCHAR) AS last_at FROM raw.orders",
+      `SELECT coalesce(max(id), 0) AS max_id, cast(coalesce(max(ordered_at), TIMESTAMP '2025-01-01') AS ${textType(target)}) AS last_at FROM raw.orders`,
     );
     const firstId = Math.max(options.firstOrderId ?? 1, Number(latest?.['max_id'] ?? 0) + 1);
     const [payments] = await query('SELECT coalesce(max(id), 0) AS max_id FROM raw.payments');
     let paymentId = Number(payments?.['max_id'] ?? 0);
-    let orderedAt = Date.parse(`${String(latest?.['last_at']).replace(' ', 'T')}Z`);
+    // BigQuery's text form of a timestamp ends in its zone (`+00`); the others' has none.
+    const lastAt = String(latest?.['last_at'])
+      .replace(' ', 'T')
+      .replace(/\+00(:00)?$/, '');
+    let orderedAt = Date.parse(`${lastAt}Z`);
     const orderRows: string[] = [];
     const paymentRows: string[] = [];
     for (let id = firstId; id < firstId + count; id += 1) {
@@ -127,10 +145,34 @@ const RAW_TABLES = {
   payments: 'id INTEGER, order_id INTEGER, method VARCHAR, amount_cents INTEGER, created_at TIMESTAMP',
 };
 
+/** BigQuery has no VARCHAR. */
+function textType(target: RawTarget): string {
+  return typeof target === 'object' && 'bigquery' in target ? 'STRING' : 'VARCHAR';
+}
+
 async function withDatabase(
   target: RawTarget,
   work: (run: Run, query: Query) => Promise<void>,
 ): Promise<void> {
+  if (typeof target === 'object' && 'bigquery' in target) {
+    const { projectId, location, apiEndpoint, rawDataset } = target.bigquery;
+    const client = new BigQuery({
+      projectId,
+      location,
+      ...(apiEndpoint ? { apiEndpoint, authClient: new PassThroughClient() } : {}),
+    });
+    // Jobs, not the fast query path: only they report every error (an emulator's too).
+    const query: Query = async (sql) => {
+      const text = rawDataset ? sql.replace(/\braw(?=\.|$)/g, rawDataset) : sql;
+      const [job] = await client.createQueryJob({ query: text, location });
+      const [rows] = await job.getQueryResults();
+      return rows as Record<string, unknown>[];
+    };
+    await work(async (sql) => {
+      await query(sql);
+    }, query);
+    return;
+  }
   if (typeof target !== 'string') {
     const client = new pg.Client(target.postgres);
     await client.connect();

@@ -6,7 +6,7 @@ import { cp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
-import { loadRawData, type RawTarget } from './raw-data.js';
+import { type BigQueryRawTarget, loadRawData, type RawTarget } from './raw-data.js';
 
 export const EXAMPLE_DIR = fileURLToPath(new URL('.', import.meta.url));
 
@@ -19,9 +19,18 @@ export interface PostgresSettings {
   database: string;
 }
 
+/**
+ * A BigQuery project to deploy the example to: an emulator's (`apiEndpoint`, no credentials) or a real
+ * one, reached with the service account key named by GOOGLE_APPLICATION_CREDENTIALS.
+ */
+export interface BigQuerySettings extends BigQueryRawTarget {
+  /** Appended to every dataset name, so runs against one real project never meet. */
+  datasetSuffix?: string;
+}
+
 export interface ExampleWorkspace {
   dir: string;
-  engine: 'duckdb' | 'postgres';
+  engine: 'duckdb' | 'postgres' | 'bigquery';
   /** The DuckDB file the example's profiles.yml points at (unused on PostgreSQL). */
   database: string;
   /** Where the raw sources are: pass to `loadRawData` / `appendRawOrders` for more source data. */
@@ -34,7 +43,7 @@ const SCHEMAS = { prod: 'analytics', staging: 'analytics_staging', audit: 'analy
 /** Replaces `dir` with a fresh copy of the example and loads its raw sources. */
 export async function createExampleWorkspace(
   dir: string,
-  options: { postgres?: PostgresSettings } = {},
+  options: { postgres?: PostgresSettings; bigquery?: BigQuerySettings } = {},
 ): Promise<ExampleWorkspace> {
   await rm(dir, { recursive: true, force: true });
   await cp(EXAMPLE_DIR, dir, {
@@ -42,7 +51,8 @@ export async function createExampleWorkspace(
     filter: (source) => !/(\/target|\/logs|\.duckdb(\.wal)?)$/.test(source),
   });
   const database = join(dir, 'jaffle_shop.duckdb');
-  const { postgres } = options;
+  const { postgres, bigquery } = options;
+  if (bigquery) return bigQueryWorkspace(dir, database, bigquery);
   if (!postgres) {
     await loadRawData(database);
     return { dir, engine: 'duckdb', database, raw: database };
@@ -77,4 +87,38 @@ export async function createExampleWorkspace(
   };
   await loadRawData(raw);
   return { dir, engine: 'postgres', database, raw };
+}
+
+async function bigQueryWorkspace(
+  dir: string,
+  database: string,
+  settings: BigQuerySettings,
+): Promise<ExampleWorkspace> {
+  const suffix = settings.datasetSuffix ?? '';
+  // dbt-bigquery's own keys: the emulator takes any token and must not see real credentials.
+  const auth = settings.apiEndpoint
+    ? { method: 'oauth-secrets', token: 'no-credentials-for-an-emulator', api_endpoint: settings.apiEndpoint }
+    : { method: 'service-account', keyfile: "{{ env_var('GOOGLE_APPLICATION_CREDENTIALS') }}" };
+  const outputs = Object.fromEntries(
+    Object.entries(SCHEMAS).map(([target, schema]) => [
+      target,
+      {
+        type: 'bigquery',
+        ...auth,
+        project: settings.projectId,
+        dataset: `${schema}${suffix}`,
+        location: settings.location,
+        threads: 4,
+        job_execution_timeout_seconds: 300,
+      },
+    ]),
+  );
+  await writeFile(
+    join(dir, 'profiles.yml'),
+    `# Written by createExampleWorkspace for a BigQuery project.\n${stringify({ jaffle_shop: { target: 'staging', outputs } })}`,
+  );
+  // The sources' dataset follows the suffix too: models/staging/_sources.yml reads JAFFLE_RAW_SCHEMA.
+  const raw: RawTarget = { bigquery: { ...settings, ...(suffix ? { rawDataset: `raw${suffix}` } : {}) } };
+  await loadRawData(raw);
+  return { dir, engine: 'bigquery', database, raw };
 }

@@ -12,6 +12,7 @@ import type { TestProject } from 'vitest/node';
 import { type DevServer, freePort, startDevServer } from '../../client/dev-server.js';
 import { bundleDeployWorkflows } from '../../worker/worker.js';
 import { TEST_NAMESPACES } from './namespaces.js';
+import { emulatorInstalled, type RunningEmulator, startBigQueryEmulator } from './bigquery.js';
 import { type PostgresServer, type RunningPostgres, startPostgres } from './postgres.js';
 import { leftovers } from './scratch.js';
 
@@ -23,29 +24,41 @@ declare module 'vitest' {
     postgres: PostgresServer;
     /** Where test files make their temporary folders (see scratch.ts). */
     scratchRoot: string;
+    /** The BigQuery emulator's endpoint; empty when `scripts/setup --bigquery` has not installed it. */
+    bigqueryEndpoint: string;
   }
 }
 
 let server: DevServer | undefined;
 let postgres: RunningPostgres | undefined;
 let scratchRoot: string | undefined;
+let emulator: RunningEmulator | undefined;
 
 export async function setup(project: TestProject): Promise<void> {
   const runDir = join(process.cwd(), '.test-runs');
   await mkdir(runDir, { recursive: true });
   scratchRoot = await mkdtemp(join(tmpdir(), 'dbt-deploy-run-'));
   const uiPort = await freePort();
-  const [started, bundle, cluster] = await Promise.allSettled([
+  const [started, bundle, cluster, bigquery] = await Promise.allSettled([
     startDevServer({ startupTimeoutMs: 120_000, extraNamespaces: TEST_NAMESPACES, uiPort }),
     bundleDeployWorkflows(),
     startPostgres(),
+    emulatorInstalled() ? startBigQueryEmulator() : Promise.resolve(undefined),
   ]);
   // Whatever did start must not outlive a setup that fails.
   if (started.status === 'fulfilled') server = started.value;
   if (cluster.status === 'fulfilled') postgres = cluster.value;
-  if (started.status === 'rejected' || bundle.status === 'rejected' || cluster.status === 'rejected') {
+  if (bigquery.status === 'fulfilled') emulator = bigquery.value;
+  if (
+    started.status === 'rejected' ||
+    bundle.status === 'rejected' ||
+    cluster.status === 'rejected' ||
+    bigquery.status === 'rejected'
+  ) {
     await teardown();
-    const reasons = [started, bundle, cluster].flatMap((r) => (r.status === 'rejected' ? [r.reason] : []));
+    const reasons = [started, bundle, cluster, bigquery].flatMap((r) =>
+      r.status === 'rejected' ? [r.reason] : [],
+    );
     throw reasons.length === 1 ? reasons[0] : new AggregateError(reasons, 'test setup failed');
   }
   const workflowBundlePath = join(runDir, 'workflow-bundle.js');
@@ -56,10 +69,11 @@ export async function setup(project: TestProject): Promise<void> {
   project.provide('scratchRoot', scratchRoot);
   const { host, port, user, password, database } = cluster.value;
   project.provide('postgres', { host, port, user, password, database });
+  project.provide('bigqueryEndpoint', emulator?.endpoint ?? '');
 }
 
 export async function teardown(): Promise<void> {
-  await Promise.all([server?.stop(), postgres?.stop()]);
+  await Promise.all([server?.stop(), postgres?.stop(), emulator?.stop()]);
   server = undefined;
   postgres = undefined;
   if (!scratchRoot) return;
@@ -72,4 +86,5 @@ export async function teardown(): Promise<void> {
       `${left.length} temporary folders were left by tests (not removed through test/support/scratch.ts): ${left.join(', ')}`,
     );
   }
+  emulator = undefined;
 }

@@ -27,7 +27,7 @@ export { listSchemas, look, type LookTarget, type RelationSnapshot, snapshotSche
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export type ExampleProject = ExampleWorkspace;
 
-export type Engine = 'duckdb' | 'postgres';
+export type Engine = 'duckdb' | 'postgres' | 'bigquery';
 
 /**
  * A private copy of examples/jaffle_shop with its raw sources loaded: on DuckDB in its own file, on
@@ -37,6 +37,14 @@ export type Engine = 'duckdb' | 'postgres';
 export async function exampleProject(engine: Engine = 'duckdb'): Promise<ExampleProject> {
   const dir = join(await scratchDir('dbt-deploy-test-', inject('scratchRoot')), 'jaffle_shop');
   if (engine === 'duckdb') return createExampleWorkspace(dir);
+  if (engine === 'bigquery') {
+    const apiEndpoint = inject('bigqueryEndpoint');
+    if (!apiEndpoint)
+      throw new Error('the BigQuery emulator is not installed: run `scripts/setup --bigquery`');
+    // A project of its own per workspace: the emulator keeps projects apart, so files never meet.
+    const projectId = `jaffle-${randomBytes(4).toString('hex')}`;
+    return createExampleWorkspace(dir, { bigquery: { projectId, location: 'US', apiEndpoint } });
+  }
   const server = inject('postgres');
   const database = `jaffle_${randomBytes(4).toString('hex')}`;
   await createDatabase(server, database);

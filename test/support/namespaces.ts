@@ -13,5 +13,6 @@ export const TEST_NAMESPACES = [
   'test-chaos',
   'test-inputs',
   'test-secrets',
+  'test-bigquery',
 ] as const;
 export type TestNamespace = (typeof TEST_NAMESPACES)[number];

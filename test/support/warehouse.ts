@@ -3,8 +3,10 @@
  * not the adapter under test. Free of vitest, so the chaos script checks with the same code.
  */
 import { DuckDBInstance } from '@duckdb/node-api';
+import { BigQuery } from '@google-cloud/bigquery';
+import { PassThroughClient } from 'google-auth-library';
 import pg from 'pg';
-import type { RawTarget } from '../../examples/jaffle_shop/raw-data.js';
+import type { BigQueryRawTarget, RawTarget } from '../../examples/jaffle_shop/raw-data.js';
 import type { ExampleWorkspace } from '../../examples/jaffle_shop/workspace.js';
 
 export interface RelationSnapshot {
@@ -25,6 +27,7 @@ export type LookTarget = string | ExampleWorkspace | RawTarget;
  */
 export async function look<T>(target: LookTarget, work: (read: Read) => Promise<T>): Promise<T> {
   const where = typeof target === 'object' && 'raw' in target ? target.raw : target;
+  if (typeof where === 'object' && 'bigquery' in where) return work(bigQueryReader(where.bigquery));
   if (typeof where === 'object') {
     const client = new pg.Client(where.postgres);
     await client.connect();
@@ -44,11 +47,64 @@ export async function look<T>(target: LookTarget, work: (read: Read) => Promise<
   }
 }
 
+/** A plain BigQuery client on the emulator (or a live project), reading through jobs so errors surface. */
+function bigQueryReader(target: BigQueryRawTarget): Read {
+  const client = bigQueryOf(target);
+  return async (sql) => {
+    const [job] = await client.createQueryJob({ query: sql, location: target.location });
+    const [rows] = await job.getQueryResults();
+    return rows as Record<string, unknown>[];
+  };
+}
+
+function bigQueryOf(target: BigQueryRawTarget): BigQuery {
+  return new BigQuery({
+    projectId: target.projectId,
+    location: target.location,
+    ...(target.apiEndpoint ? { apiEndpoint: target.apiEndpoint, authClient: new PassThroughClient() } : {}),
+  });
+}
+
+function bigQueryTarget(target: LookTarget): BigQueryRawTarget | undefined {
+  const where = typeof target === 'object' && 'raw' in target ? target.raw : target;
+  return typeof where === 'object' && 'bigquery' in where ? where.bigquery : undefined;
+}
+
+/** BigQuery's relations have no common SQL catalogue across datasets: they are listed by the API. */
+async function snapshotDataset(
+  target: BigQueryRawTarget,
+  dataset: string,
+): Promise<Record<string, RelationSnapshot>> {
+  let tables;
+  try {
+    [tables] = await bigQueryOf(target).dataset(dataset).getTables();
+  } catch (error) {
+    if ((error as { code?: number }).code === 404) return {};
+    throw error;
+  }
+  const read = bigQueryReader(target);
+  const snapshot: Record<string, RelationSnapshot> = {};
+  for (const table of [...tables].sort((a, b) => String(a.id).localeCompare(String(b.id)))) {
+    const name = String(table.id);
+    const [content] = await read(
+      `SELECT COUNT(*) AS n, TO_HEX(MD5(COALESCE(STRING_AGG(TO_JSON_STRING(r), '|' ORDER BY TO_JSON_STRING(r)), ''))) AS md5 FROM \`${target.projectId}.${dataset}.${name}\` AS r`,
+    );
+    snapshot[name] = {
+      kind: table.metadata?.type === 'VIEW' ? 'view' : 'table',
+      rows: Number(content?.['n']),
+      md5: String(content?.['md5']),
+    };
+  }
+  return snapshot;
+}
+
 /** Every relation of `schema` with its content. */
 export async function snapshotSchema(
   target: LookTarget,
   schema: string,
 ): Promise<Record<string, RelationSnapshot>> {
+  const bigquery = bigQueryTarget(target);
+  if (bigquery) return snapshotDataset(bigquery, schema);
   return look(target, async (read) => {
     const relations = await read(
       `SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = '${schema}' ORDER BY table_name`,
@@ -70,6 +126,11 @@ export async function snapshotSchema(
 }
 
 export async function listSchemas(target: LookTarget): Promise<string[]> {
+  const bigquery = bigQueryTarget(target);
+  if (bigquery) {
+    const [datasets] = await bigQueryOf(bigquery).getDatasets();
+    return datasets.map((d) => String(d.id)).sort();
+  }
   const rows = await look(target, (read) =>
     read(
       "SELECT DISTINCT schema_name FROM information_schema.schemata WHERE schema_name NOT LIKE 'pg_%' AND schema_name <> 'information_schema' ORDER BY 1",

@@ -60,12 +60,12 @@ const AFTER_PUBLISH: Record<Strategy, [keyof DeployActivities, string]> = {
   wac: ['verifyProd', 'verify'],
 };
 
-async function backupSchemas(project: ExampleProject): Promise<string[]> {
+export async function backupSchemas(project: ExampleProject): Promise<string[]> {
   return (await listSchemas(project)).filter((s) => s.startsWith('dbt_deploy_backup__'));
 }
 
 /** Every source order is in prod's fct_orders exactly once: nothing lost, nothing duplicated. */
-async function orderCoverage(
+export async function orderCoverage(
   project: ExampleProject,
 ): Promise<{ rows: number; distinct: number; missing: number }> {
   const [row] = await look(project, (read) =>
@@ -116,7 +116,7 @@ async function snapshotVersions(project: ExampleProject, ids: readonly number[])
   }));
 }
 
-function pick<T>(record: Record<string, T>, names: string[]): Record<string, T> {
+export function pick<T>(record: Record<string, T>, names: string[]): Record<string, T> {
   return Object.fromEntries(names.map((n) => [n, record[n] as T]));
 }
 

@@ -1,0 +1,178 @@
+/**
+ * BigQuery end to end on the emulator (bqemulator 1.4.0): wac, wap, clone-back and mirror deploy the
+ * example with real dbt-bigquery and a real worker, and every check reads the emulator with a plain
+ * client. One workspace (one emulator project) for the whole file, the deploys in sequence, so the
+ * file starts dbt as few times as it can: the T/T+1/T+2 case runs on the prod the earlier deploys
+ * left. What the emulator fakes (zero-copy clones, snapshot expiry, time travel, partitioning) is not
+ * claimed here: test/unit/bigquery-plans.test.ts checks those plans against Google's documentation.
+ */
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BigQuery } from '@google-cloud/bigquery';
+import { PassThroughClient } from 'google-auth-library';
+import { appendRawOrders, type BigQueryRawTarget } from '../../examples/jaffle_shop/raw-data.js';
+import type { DeployResult } from '../../workflows/types.js';
+import {
+  type ExampleProject,
+  exampleProject,
+  look,
+  snapshotSchema,
+  startTestWorker,
+  type TestWorker,
+  withInjectedFault,
+} from '../support/harness.js';
+import { backupSchemas, orderCoverage, pick } from './scenarios.js';
+
+const PROD = 'analytics';
+const STAGING = 'analytics_staging';
+const AUDIT = 'analytics_audit';
+const TAGGED = ['customer_revenue', 'dim_customers', 'fct_orders', 'util_calendar'];
+const RAW = ['raw_customers', 'raw_orders', 'raw_payments'];
+const TABLES = ['dim_customers', 'fct_orders', 'util_calendar', ...RAW];
+const EVERY_MODEL = [...TAGGED, ...RAW, 'stg_customers', 'stg_orders', 'stg_payments'].sort();
+
+/** The jobs a deploy ran, found by the ids the adapter derives from the deploy. */
+async function jobsOf(
+  project: ExampleProject,
+  deployId: string,
+): Promise<Array<{ id: string; copy: boolean; labels?: Record<string, string> }>> {
+  const target = (project.raw as { bigquery: BigQueryRawTarget }).bigquery;
+  const client = new BigQuery({
+    projectId: target.projectId,
+    apiEndpoint: target.apiEndpoint ?? '',
+    authClient: new PassThroughClient(),
+  });
+  const [jobs] = await client.getJobs({ allUsers: true, maxResults: 1000 });
+  const prefix = `dbt_deploy_${deployId.replace(/[^A-Za-z0-9_-]/g, '_')}_`;
+  return jobs
+    .filter((j) => String(j.id).startsWith(prefix))
+    .map((j) => ({
+      id: String(j.id),
+      copy: j.metadata?.configuration?.copy !== undefined,
+      labels: j.metadata?.configuration?.labels,
+    }));
+}
+
+describe.sequential('every BigQuery strategy on the emulator', () => {
+  let project: ExampleProject;
+  let worker: TestWorker;
+  const prodAfter: Record<string, Awaited<ReturnType<typeof snapshotSchema>>> = {};
+  const deploys: Record<string, DeployResult> = {};
+  const deploy = (strategy: string, vars?: string) =>
+    worker.deploy({ projectDir: project.dir, strategy, ...(vars ? { vars } : {}) });
+
+  beforeAll(async () => {
+    [project, worker] = await Promise.all([exampleProject('bigquery'), startTestWorker('test-bigquery')]);
+  });
+  afterAll(async () => worker?.stop());
+
+  it('clone-back publishes every model at T, each job labelled and named after the deploy and step', async () => {
+    const result = await deploy('clone-back');
+
+    expect(result.status, result.reason).toBe('published');
+    const prod = await snapshotSchema(project, PROD);
+    expect(Object.keys(prod).sort()).toEqual(EVERY_MODEL);
+    expect(prod['customer_revenue']?.kind).toBe('view');
+    expect(await orderCoverage(project)).toEqual({ rows: 600, distinct: 600, missing: 0 });
+    expect(prod).toEqual(pick(await snapshotSchema(project, STAGING), EVERY_MODEL));
+    expect(await backupSchemas(project)).toHaveLength(1);
+    // The emulator keeps job ids and the labels of copy jobs (not those of query jobs).
+    const jobs = await jobsOf(project, result.deployId);
+    const copies = jobs.filter((j) => j.copy);
+    expect(copies.length).toBeGreaterThanOrEqual(TABLES.length);
+    expect(copies.every((j) => j.labels?.['dbt_deploy_step'] === 'publish_relations')).toBe(true);
+    prodAfter['T'] = prod;
+  });
+
+  it('stops at a failing audit with prod checksums unchanged and no backup taken', async () => {
+    const backups = await backupSchemas(project);
+    const result = await deploy('clone-back', '{break_audit: true}');
+
+    expect(result.status).toBe('failed');
+    expect(result.reason).toContain('accepted_values_stg_orders_status');
+    expect(await snapshotSchema(project, PROD)).toEqual(prodAfter['T']);
+    expect(await backupSchemas(project)).toEqual(backups);
+  });
+
+  it('clone-back at T+1 and T+2 keeps every source row of the incremental model exactly once', async () => {
+    for (const [at, expected] of [
+      ['T+1', 650],
+      ['T+2', 700],
+    ] as const) {
+      await appendRawOrders(project.raw, { orders: 50 });
+      const result = await deploy('clone-back');
+      expect(result.status, `${at}: ${result.reason}`).toBe('published');
+      expect(await orderCoverage(project), at).toEqual({ rows: expected, distinct: expected, missing: 0 });
+      prodAfter[at] = await snapshotSchema(project, PROD);
+    }
+  });
+
+  it('wac: a fault after publish restores prod exactly from its snapshots', async () => {
+    const backups = await backupSchemas(project);
+    await appendRawOrders(project.raw, { orders: 40 });
+    const faulty = await startTestWorker('test-bigquery', withInjectedFault('verifyProd', 'verify'));
+    let result: DeployResult;
+    try {
+      result = await faulty.deploy({ projectDir: project.dir, strategy: 'wac' });
+    } finally {
+      await faulty.stop();
+    }
+
+    expect(result.status).toBe('rolled_back');
+    const compensated = result.steps.filter((s) => s.status === 'compensated').map((s) => s.id);
+    expect(compensated).toEqual(expect.arrayContaining(['publish-tables', 'publish-views']));
+    expect(await snapshotSchema(project, PROD)).toEqual(prodAfter['T+2']);
+    expect(await backupSchemas(project)).toEqual(backups);
+  });
+
+  it('wac publishes the tagged tables; prod matches staging', async () => {
+    const result = await deploy('wac');
+
+    expect(result.status, result.reason).toBe('published');
+    const prod = await snapshotSchema(project, PROD);
+    expect(pick(prod, TAGGED)).toEqual(pick(await snapshotSchema(project, STAGING), TAGGED));
+    expect(await orderCoverage(project)).toEqual({ rows: 740, distinct: 740, missing: 0 });
+    prodAfter['wac'] = prod;
+  });
+
+  it('wap rebuilds the tagged models in prod from the audited layers below them', async () => {
+    const result = await deploy('wap');
+
+    expect(result.status, result.reason).toBe('published');
+    const prod = await snapshotSchema(project, PROD);
+    expect(pick(prod, TAGGED)).toEqual(pick(await snapshotSchema(project, AUDIT), TAGGED));
+    expect(await orderCoverage(project)).toEqual({ rows: 740, distinct: 740, missing: 0 });
+    deploys['wap'] = result;
+  });
+
+  it('rolls back to before the latest deploy by restore copy jobs, twice to the same prod', async () => {
+    const latest = deploys['wap']!.deployId;
+    const first = await worker.rollback({ projectDir: project.dir });
+    expect(first.status, first.reason).toBe('published');
+    expect(first.steps[0]?.summary).toContain(latest);
+    expect(await snapshotSchema(project, PROD)).toEqual(prodAfter['wac']);
+
+    const again = await worker.rollback({ projectDir: project.dir, to: latest });
+    expect(again.status, again.reason).toBe('published');
+    expect(await snapshotSchema(project, PROD)).toEqual(prodAfter['wac']);
+    // backups.keep (3) bounds what stays, the rollbacks' own included.
+    expect((await backupSchemas(project)).length).toBeLessThanOrEqual(3);
+  });
+
+  it('mirror refreshes the raw layer from the sources, and keeps the last good copy when one is down', async () => {
+    const config = join(project.dir, 'deploy.yml');
+    await writeFile(config, `${await readFile(config, 'utf8')}mirror:\n  select: ['tag:raw']\n`);
+    const refresh = await worker.refreshMirror({ projectDir: project.dir });
+    expect(refresh.status, refresh.reason).toBe('published');
+    const layer = pick(await snapshotSchema(project, PROD), RAW);
+    expect(layer['raw_orders']?.rows).toBe(740);
+    expect(layer['raw_customers']?.rows).toBe(200);
+
+    await look(project.raw, (read) => read('DROP TABLE raw.payments'));
+    const down = await worker.refreshMirror({ projectDir: project.dir });
+    expect(down.status).toBe('failed');
+    expect(down.reason).toContain('raw_payments');
+    expect(pick(await snapshotSchema(project, PROD), RAW)).toEqual(layer);
+  });
+});
