@@ -32,6 +32,7 @@ import {
   type DeployProgress,
   progressQuery,
 } from './queries.js';
+import { HOST_PINNING_PATCH, HostPinnedSteps } from './hosts.js';
 import { envKey, gitShaKey, phaseKey, projectKey, statusKey, strategyKey } from './search-attributes.js';
 import { planDeploy } from './strategies/index.js';
 import { planRollback } from './strategies/rollback.js';
@@ -101,6 +102,8 @@ async function runPlan(input: DeployInput, plan: Plan): Promise<DeployResult> {
   const compensations: Compensation[] = [];
   const gate = approvalGateIndex(plan, input);
   let state: DeployState = { artifacts: {} };
+  // Deploys started before host pinning keep running every step on the shared queue.
+  const hosts = patched(HOST_PINNING_PATCH) ? new HostPinnedSteps(state, mergeState) : undefined;
   let current = -1;
   let prodTouched = false;
   let phase: DeployPhase = 'preparing';
@@ -207,7 +210,9 @@ async function runPlan(input: DeployInput, plan: Plan): Promise<DeployResult> {
         enter(phaseOf(step));
         mark(steps, index, 'running');
         showDetails(plan, steps);
-        const outcome = await runStep(step, input, state);
+        const outcome = hosts
+          ? await hosts.run(step, state, (s, st, pin) => runStep(s, input, st, pin))
+          : await runStep(step, input, state);
         state = mergeState(state, outcome.state);
         if (outcome.blocked) {
           mark(steps, index, 'failed', outcome.summary);
@@ -305,8 +310,13 @@ function phaseOf(step: Step): DeployPhase {
   }
 }
 
-async function runStep(step: Step, input: DeployInput, state: DeployState): Promise<StepOutcome> {
-  const options = { ...ACTIVITY_DEFAULTS, summary: step.title };
+async function runStep(
+  step: Step,
+  input: DeployInput,
+  state: DeployState,
+  pin: ActivityOptions = {},
+): Promise<StepOutcome> {
+  const options = { ...ACTIVITY_DEFAULTS, summary: step.title, ...pin };
   const base = { input, state, stepId: step.id };
   // One case per activity: a step the executor cannot run is a compile error, not a run-time surprise.
   switch (step.activity) {

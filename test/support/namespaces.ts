@@ -7,5 +7,8 @@ export const TEST_NAMESPACES = [
   'test-ui',
   'test-crash',
   'test-ops',
+  'test-package',
+  'test-secure',
+  'test-hosts',
 ] as const;
 export type TestNamespace = (typeof TEST_NAMESPACES)[number];
