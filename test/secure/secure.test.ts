@@ -112,7 +112,7 @@ describe('secured clusters', () => {
     expect(JSON.parse(history.all) as Array<{ status: string }>).toEqual([
       expect.objectContaining({ status: 'published' }),
     ]);
-  }, 300_000);
+  }, 600_000);
 
   it.each([
     [
