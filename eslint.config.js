@@ -2,7 +2,9 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules', '.venv', '.tools', '.demo', '.test-runs', 'examples/**/target', 'dist'] },
+  {
+    ignores: ['node_modules', '.venv', '.tools', '.demo', '.test-runs', 'examples/**/target', 'dist', 'lib'],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

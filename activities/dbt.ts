@@ -4,16 +4,31 @@
  */
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, rename } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 
-/** The project's own virtualenv, created by scripts/setup; `DBT_BIN` points elsewhere. */
-export const DEFAULT_DBT_BIN = fileURLToPath(new URL('../.venv/bin/dbt', import.meta.url));
-
-export function dbtBin(): string {
-  return process.env['DBT_BIN'] ?? DEFAULT_DBT_BIN;
+/**
+ * Where dbt is looked for, first found wins: `DBT_BIN`; `.venv/bin/dbt` in the working directory;
+ * this checkout's own virtualenv (scripts/setup; from the sources or from the compiled `lib/`); then
+ * `dbt` on `PATH`. Returns the bare name `dbt` when none exists, which the callers report.
+ */
+export function dbtBin(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): string {
+  if (env['DBT_BIN']) return env['DBT_BIN'];
+  const candidates = [
+    join(cwd, '.venv', 'bin', 'dbt'),
+    fileURLToPath(new URL('../.venv/bin/dbt', import.meta.url)),
+    fileURLToPath(new URL('../../.venv/bin/dbt', import.meta.url)),
+    ...(env['PATH'] ?? '')
+      .split(delimiter)
+      .filter(Boolean)
+      .map((dir) => join(dir, 'dbt')),
+  ];
+  return candidates.find((path) => existsSync(path)) ?? 'dbt';
 }
+
+/** Said by every "dbt not found" error: the ways to point the product at dbt. */
+export const DBT_LOOKUP = 'set DBT_BIN, create .venv in the working directory, or put dbt on PATH';
 
 /** dbt phones home by default; nothing the product starts may try to leave the machine. */
 export const DBT_ENV = { DBT_SEND_ANONYMOUS_USAGE_STATS: 'false', DO_NOT_TRACK: '1' } as const;
@@ -63,8 +78,7 @@ export class DbtInvocationError extends Error {
 
 export async function runDbt(invocation: DbtInvocation): Promise<DbtOutcome> {
   const bin = dbtBin();
-  if (!existsSync(bin))
-    throw new DbtInvocationError(`dbt not found at ${bin}: run scripts/setup or set DBT_BIN`);
+  if (!existsSync(bin)) throw new DbtInvocationError(`dbt not found (${bin}): ${DBT_LOOKUP}`);
   await mkdir(invocation.targetPath, { recursive: true });
   const args = [
     ...invocation.args,

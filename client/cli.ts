@@ -43,8 +43,27 @@ function environmentOptions(command: Command): Command {
   return command
     .option('--project-dir <dir>', 'the dbt project, as with dbt', '.')
     .option('--config <file>', 'deploy configuration (default: deploy.yml beside dbt_project.yml)')
-    .option('--env <name>', 'environment from deploy.yml', 'prod');
+    .option('--env <name>', 'environment from deploy.yml', 'prod')
+    .addHelpText('after', `\n${NO_PROFILE_NEEDED}`);
 }
+
+const NO_PROFILE_NEEDED =
+  'Reads only dbt_project.yml and deploy.yml here: this host needs neither dbt nor the warehouse credentials (profiles.yml).';
+
+const CONNECTION_HELP = `
+Temporal connection (the Temporal CLI's own settings, so one temporal.toml serves both):
+  a profile of temporal.toml (TEMPORAL_CONFIG_FILE, default ~/.config/temporalio/temporal.toml;
+  TEMPORAL_PROFILE, default "default"), overridden by TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE,
+  TEMPORAL_API_KEY, TEMPORAL_TLS, TEMPORAL_TLS_CLIENT_CERT_PATH, TEMPORAL_TLS_CLIENT_KEY_PATH,
+  TEMPORAL_TLS_SERVER_CA_CERT_PATH, TEMPORAL_TLS_SERVER_NAME (and their _DATA forms).
+  DBT_DEPLOY_TASK_QUEUE names the workers' task queue (default dbt-deploy).
+
+What this host needs:
+  approve, abort, status, history, schedule list|pause|unpause|trigger|delete: only dbt_project.yml
+    and deploy.yml; neither dbt nor the warehouse credentials.
+  deploy, plan, rollback, mirror refresh, schedule create: also the profile (profiles.yml) and dbt,
+    which they check before starting anything; dbt itself then runs on the workers.
+  worker: dbt (DBT_BIN, ./.venv/bin/dbt or PATH), the dbt project and the warehouse credentials.`;
 
 function deployOptions(command: Command): Command {
   return targetOptions(command).addOption(
@@ -87,6 +106,7 @@ async function followToEnd(handle: WorkflowHandle, options: { json?: boolean }):
 export function buildCli(): Command {
   const program = new Command('dbt-deploy')
     .description('Deploy a dbt project to production safely, as a durable Temporal workflow.')
+    .addHelpText('after', CONNECTION_HELP)
     .exitOverride();
 
   deployOptions(program.command('deploy'))
@@ -254,7 +274,7 @@ export function buildCli(): Command {
   program
     .command('worker')
     .description(
-      'run a worker (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, DBT_DEPLOY_TASK_QUEUE); stops on SIGINT/SIGTERM',
+      'run a worker (Temporal connection: see `dbt-deploy --help`; DBT_DEPLOY_TASK_QUEUE); stops on SIGINT/SIGTERM',
     )
     .option(
       '--max-concurrent-activities <n>',
@@ -277,6 +297,19 @@ export function buildCli(): Command {
       new Option('--log-format <format>', 'json: one object per line on stdout; text: readable, on stderr')
         .choices(['json', 'text'])
         .default('json'),
+    )
+    .option(
+      '--artifacts-dir <dir>',
+      "where deploys keep dbt's artifacts, a folder per project (default: DBT_DEPLOY_ARTIFACTS_DIR, else <project>/target/dbt-deploy)",
+    )
+    .option(
+      '--shared-artifacts',
+      "every worker reads the same artifacts folder: steps may run on any worker, not only on the deploy's host (DBT_DEPLOY_SHARED_ARTIFACTS=1)",
+    )
+    .option(
+      '--host-loss-timeout <duration>',
+      'how long a step waits for its host before the host counts as lost and the deploy restarts on another (only before prod is touched)',
+      '1 minute',
     )
     .action(async (options: import('../worker/run.js').RunWorkerOptions) => {
       const { runWorker } = await import('../worker/run.js');
@@ -301,7 +334,8 @@ export function buildCli(): Command {
         uiPort: options.uiPort,
         dbFilename: resolve(options.dbFilename),
       });
-      const settings = { ...configured, address: server.address };
+      // The local dev server is plain TCP: a profile's TLS or API key is for the cluster, not for it.
+      const settings = { ...configured, address: server.address, connection: {} };
       const { createDeployWorker } = await import('../worker/worker.js');
       const { worker, connection } = await createDeployWorker(settings);
       console.log(`Temporal dev server on ${server.address}, UI ${server.uiUrl}`);

@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 import type { Duration } from '@temporalio/common';
 import { msToNumber } from '@temporalio/common/lib/time.js';
 import { parse, YAMLParseError } from 'yaml';
-import { dbtBin } from '../activities/dbt.js';
+import { DBT_LOOKUP, dbtBin } from '../activities/dbt.js';
 import { connectionFor, ProfileError, type WarehouseConnection } from '../activities/profiles.js';
 import { CAPABILITIES, type Engine } from '../activities/warehouses/capabilities.js';
 import { supportedStrategies, unsupportedBecause } from '../workflows/strategies/index.js';
@@ -309,7 +309,7 @@ function requireDbt(): void {
     accessSync(bin, constants.X_OK);
   } catch {
     throw new UsageError(
-      `dbt is not installed at ${bin}: run \`npm run setup\` (or set DBT_BIN to your dbt executable)`,
+      `dbt is not installed at ${bin}: ${DBT_LOOKUP} (in a checkout, \`npm run setup\` makes .venv)`,
     );
   }
 }

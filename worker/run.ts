@@ -4,9 +4,12 @@
  * steps get the grace time to finish, then they are cancelled and Temporal retries them on another
  * worker; the process then exits 0.
  */
+import { join, resolve } from 'node:path';
+import type { Duration } from '@temporalio/common';
 import { DefaultLogger, type LogEntry, type Logger, Runtime } from '@temporalio/worker';
 import { type TemporalSettings, temporalSettings } from '../client/connection.js';
 import { UsageError } from '../client/errors.js';
+import type { DeployInput } from '../workflows/types.js';
 import { createDeployWorker } from './worker.js';
 
 export type LogFormat = 'json' | 'text';
@@ -22,6 +25,18 @@ export interface RunWorkerOptions {
   maxConcurrentWorkflowTasks?: number;
   /** A duration with a unit, e.g. `90s` or `5 minutes`. @default '60 seconds' */
   shutdownGraceTime?: string;
+  /**
+   * Where deploys keep their dbt artifacts, one folder per project below it.
+   * @default `DBT_DEPLOY_ARTIFACTS_DIR`, else `<project>/target/dbt-deploy`
+   */
+  artifactsDir?: string;
+  /**
+   * Every worker reads the same artifacts folder (shared storage): steps may run on any worker.
+   * @default `DBT_DEPLOY_SHARED_ARTIFACTS=1`, else false (steps pinned to one host)
+   */
+  sharedArtifacts?: boolean;
+  /** How long a pinned step may wait for its host before it counts as lost. @default '1 minute' */
+  hostLossTimeout?: string;
 }
 
 const STOP_SIGNALS = ['SIGTERM', 'SIGINT'] as const;
@@ -29,14 +44,26 @@ const STOP_SIGNALS = ['SIGTERM', 'SIGINT'] as const;
 export async function runWorker(options: RunWorkerOptions = {}): Promise<void> {
   const settings = options.settings ?? temporalSettings();
   const shutdownGraceTime = options.shutdownGraceTime ?? '60 seconds';
-  // The SDK reads a bare number as milliseconds: "60" would cancel dbt almost at once.
-  if (/^\s*\d+(\.\d+)?\s*$/.test(shutdownGraceTime)) {
-    throw new UsageError(`--shutdown-grace-time needs a unit, e.g. "${shutdownGraceTime.trim()}s"`);
+  const hostLossTimeout = options.hostLossTimeout ?? '1 minute';
+  for (const [flag, value] of [
+    ['--shutdown-grace-time', shutdownGraceTime],
+    ['--host-loss-timeout', hostLossTimeout],
+  ]) {
+    // The SDK reads a bare number as milliseconds: "60" would cancel dbt almost at once.
+    if (/^\s*\d+(\.\d+)?\s*$/.test(value!))
+      throw new UsageError(`${flag} needs a unit, e.g. "${value!.trim()}s"`);
   }
+  const artifactsDir = options.artifactsDir ?? (process.env['DBT_DEPLOY_ARTIFACTS_DIR'] || undefined);
+  const sharedArtifacts = options.sharedArtifacts ?? process.env['DBT_DEPLOY_SHARED_ARTIFACTS'] === '1';
   const logger = installRuntime(options.logFormat ?? 'json');
   const { worker, connection } = await createDeployWorker({
     ...settings,
     shutdownGraceTime,
+    hostLossTimeout: hostLossTimeout as Duration,
+    pinStepsToHost: !sharedArtifacts,
+    ...(artifactsDir
+      ? { artifactsRoot: (input: DeployInput) => join(resolve(artifactsDir), input.project) }
+      : {}),
     ...(options.maxConcurrentActivities
       ? { maxConcurrentActivityTaskExecutions: options.maxConcurrentActivities }
       : {}),
@@ -56,7 +83,18 @@ export async function runWorker(options: RunWorkerOptions = {}): Promise<void> {
     worker.shutdown();
   };
   for (const signal of STOP_SIGNALS) process.on(signal, drain);
-  logger.info('worker polling', { ...settings, shutdownGraceTime });
+  // Names only: the API key and the client key must never reach a log.
+  const { address, namespace, taskQueue, connection: secured = {} } = settings;
+  logger.info('worker polling', {
+    address,
+    namespace,
+    taskQueue,
+    tls: Boolean(secured.tls ?? secured.apiKey),
+    apiKey: Boolean(secured.apiKey),
+    shutdownGraceTime,
+    pinnedToHost: !sharedArtifacts,
+    ...(artifactsDir ? { artifactsDir: resolve(artifactsDir) } : {}),
+  });
   try {
     await worker.run();
   } finally {

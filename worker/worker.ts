@@ -11,14 +11,11 @@ import {
   type WorkflowBundleWithSourceMap,
 } from '@temporalio/worker';
 import type { Duration } from '@temporalio/common';
-import { TemporalUnavailable } from '../client/errors.js';
+import { connectionFailure, type TemporalSettings } from '../client/connection.js';
 import { requireSearchAttributes } from '../client/search-attributes.js';
 import { type DbtDeployPluginOptions, dbtDeployPlugin, WORKFLOWS_PATH } from './plugin.js';
 
-export interface DeployWorkerOptions extends DbtDeployPluginOptions {
-  address: string;
-  namespace: string;
-  taskQueue: string;
+export interface DeployWorkerOptions extends DbtDeployPluginOptions, TemporalSettings {
   /** Activities run at once on this worker; each dbt invocation is one. */
   maxConcurrentActivityTaskExecutions?: number;
   /** Workflow tasks processed at once; each is short, CPU-bound work in this process. @default 40 */
@@ -35,9 +32,9 @@ export async function createDeployWorker(
 ): Promise<{ worker: Worker; connection: NativeConnection }> {
   let connection: NativeConnection;
   try {
-    connection = await NativeConnection.connect({ address: options.address });
+    connection = await NativeConnection.connect({ address: options.address, ...options.connection });
   } catch (error) {
-    throw new TemporalUnavailable(options.address, error);
+    throw await connectionFailure(options, error);
   }
   try {
     await requireSearchAttributes(connection, options.namespace);

@@ -34,6 +34,7 @@ import {
   type DeployProgress,
   progressQuery,
 } from './queries.js';
+import { HOST_PINNING_PATCH, HostPinnedSteps } from './hosts.js';
 import { envKey, gitShaKey, phaseKey, projectKey, statusKey, strategyKey } from './search-attributes.js';
 import { planOperation } from './strategies/index.js';
 import type { DeployInput, DeployResult, DeployStatus, Operation, StepRecord } from './types.js';
@@ -130,6 +131,8 @@ async function runPlan(input: DeployInput, plan: Plan): Promise<DeployResult> {
   const compensations: Compensation[] = [];
   const gate = approvalGateIndex(plan, input);
   let state: DeployState = { artifacts: {} };
+  // Deploys started before host pinning keep running every step on the shared queue.
+  const hosts = patched(HOST_PINNING_PATCH) ? new HostPinnedSteps(state, mergeState) : undefined;
   let current = -1;
   let prodTouched = false;
   let phase: DeployPhase = 'preparing';
@@ -236,7 +239,9 @@ async function runPlan(input: DeployInput, plan: Plan): Promise<DeployResult> {
         enter(phaseOf(step));
         mark(steps, index, 'running');
         showDetails(plan, steps);
-        const outcome = await runStep(step, input, state);
+        const outcome = hosts
+          ? await hosts.run(step, state, (s, st, pin) => runStep(s, input, st, pin))
+          : await runStep(step, input, state);
         state = mergeState(state, outcome.state);
         if (outcome.blocked) {
           mark(steps, index, 'failed', outcome.summary);
@@ -338,12 +343,18 @@ function phaseOf(step: Step): DeployPhase {
   }
 }
 
-async function runStep(step: Step, input: DeployInput, state: DeployState): Promise<StepOutcome> {
+async function runStep(
+  step: Step,
+  input: DeployInput,
+  state: DeployState,
+  pin: ActivityOptions = {},
+): Promise<StepOutcome> {
   // The plan says how often the step may run (`attemptsFor`); plans recorded before that field keep 3.
   const options: ActivityOptions = {
     ...ACTIVITY_DEFAULTS,
     retry: { ...ACTIVITY_DEFAULTS.retry, maximumAttempts: step.attempts ?? 3 },
     summary: step.title,
+    ...pin,
   };
   const base = { input, state, stepId: step.id };
   // One case per activity: a step the executor cannot run is a compile error, not a run-time surprise.

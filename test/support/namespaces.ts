@@ -14,5 +14,8 @@ export const TEST_NAMESPACES = [
   'test-inputs',
   'test-secrets',
   'test-bigquery',
+  'test-package',
+  'test-secure',
+  'test-hosts',
 ] as const;
 export type TestNamespace = (typeof TEST_NAMESPACES)[number];

@@ -48,6 +48,9 @@ describe('a worker killed mid-deploy', () => {
         TEMPORAL_ADDRESS: inject('temporalAddress'),
         TEMPORAL_NAMESPACE: NAMESPACE,
         DBT_DEPLOY_TASK_QUEUE: taskQueue,
+        // Both workers read the project's own artifacts folder: a lost step is retried where it stands
+        // (test/hosts covers hosts that share no folder).
+        DBT_DEPLOY_SHARED_ARTIFACTS: '1',
       },
     });
     workers.push(worker);
