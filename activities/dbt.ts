@@ -3,7 +3,7 @@
  * every step are kept apart; dbt's JSON log lines become progress events; an abort signal kills dbt.
  */
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, rename } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, rename } from 'node:fs/promises';
 import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
@@ -71,9 +71,58 @@ export interface DbtOutcome {
   listed: string[];
 }
 
-/** dbt could not run at all (exit code 2: bad project, profile or connection), as opposed to failing nodes. */
+/** dbt could not run at all (a bad project or profile), as opposed to failing nodes: never retried. */
 export class DbtInvocationError extends Error {
   override readonly name = 'DbtInvocationError';
+}
+
+/**
+ * dbt failed for a reason outside the project that may pass by itself: the warehouse connection
+ * refused or dropped, or another process holding the DuckDB file. The step may be retried.
+ */
+export class DbtTransientError extends Error {
+  override readonly name = 'DbtTransientError';
+}
+
+export interface DbtFailureClass {
+  kind: 'transient' | 'fatal';
+  /** dbt's own error type, the words before "Error" that start its message: `Database Error`, ... */
+  type: string;
+}
+
+/**
+ * What dbt's adapters say when the connection, not the SQL, failed: psycopg2 and libpq for PostgreSQL
+ * (refused, dropped, terminated by the server, timed out), and the DuckDB engine for a file another
+ * process holds.
+ */
+const TRANSIENT: Record<string, RegExp[]> = {
+  'Database Error': [
+    /connection to server .* failed/i,
+    /could not connect to server/i,
+    /connection refused/i,
+    /server closed the connection unexpectedly/i,
+    /terminating connection due to administrator command/i,
+    /connection already closed/i,
+    /could not receive data from server/i,
+    /SSL SYSCALL error/i,
+    /timeout expired/i,
+    /the database system is (starting up|shutting down|in recovery mode)/i,
+  ],
+  'Runtime Error': [/IO Error: Could not set lock on file/i],
+};
+
+/**
+ * Tells a failure that may pass on a retry from one that will not, by dbt's own error type and its
+ * message, not by the exit code: dbt exits 2 for a refused connection and for a compilation error
+ * alike, and 1 for a connection dropped mid-run and for a failing model alike. A `Database Error` is
+ * transient only when its message is about the connection; compilation, parsing and every other
+ * error is the project's and fatal.
+ */
+export function classifyDbtFailure(message: string): DbtFailureClass {
+  const text = message.replace(/^Encountered an error:\s*/, '');
+  const type = /^\s*([A-Z][\w ]*? Error)\b/.exec(text)?.[1] ?? 'Error';
+  const transient = (TRANSIENT[type] ?? []).some((pattern) => pattern.test(text));
+  return { kind: transient ? 'transient' : 'fatal', type };
 }
 
 export async function runDbt(invocation: DbtInvocation): Promise<DbtOutcome> {
@@ -137,10 +186,37 @@ export async function runDbt(invocation: DbtInvocation): Promise<DbtOutcome> {
         .split('\n')
         .at(-1) ??
       '';
-    throw new DbtInvocationError(`dbt ${invocation.args[0]} failed (exit ${exitCode}): ${detail}`);
+    const message = `dbt ${invocation.args[0]} failed (exit ${exitCode}): ${detail}`;
+    if (classifyDbtFailure(detail).kind === 'transient') throw new DbtTransientError(message);
+    throw new DbtInvocationError(message);
+  }
+  if (exitCode === 1) {
+    // Nodes failed. A node that lost its connection says nothing about the project: the whole run is
+    // no audit result, and the step may be retried.
+    const lost = (await nodeErrors(invocation.targetPath)).find(
+      (node) => classifyDbtFailure(node.message).kind === 'transient',
+    );
+    if (lost)
+      throw new DbtTransientError(
+        `dbt ${invocation.args[0]} lost its connection at ${lost.uniqueId}: ${lost.message.split('\n').join(' ').replace(/\s+/g, ' ')}`,
+      );
   }
   if (invocation.partialParseFile) await keepParse(invocation.targetPath, invocation.partialParseFile);
   return { exitCode, targetPath: invocation.targetPath, progress, errors, listed };
+}
+
+/** The nodes dbt reports as `error` in run_results.json, with their messages. */
+async function nodeErrors(targetPath: string): Promise<Array<{ uniqueId: string; message: string }>> {
+  let parsed: { results?: Array<{ unique_id?: string; status?: string; message?: string | null }> };
+  try {
+    parsed = JSON.parse(await readFile(join(targetPath, 'run_results.json'), 'utf8')) as typeof parsed;
+  } catch {
+    // No results (a command that writes none): nothing to tell apart.
+    return [];
+  }
+  return (parsed.results ?? [])
+    .filter((r) => r.status === 'error' && r.message)
+    .map((r) => ({ uniqueId: r.unique_id ?? '?', message: r.message ?? '' }));
 }
 
 /** dbt writes its parse into the target path; the cache takes it by rename, so readers never see half a file. */

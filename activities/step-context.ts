@@ -17,7 +17,7 @@ import type {
   PublishSet,
   Relation,
 } from '../workflows/types.js';
-import { DbtInvocationError, type DbtOutcome, type DbtProgress, runDbt } from './dbt.js';
+import { DbtInvocationError, type DbtOutcome, type DbtProgress, DbtTransientError, runDbt } from './dbt.js';
 import { connectionFor, ProfileError, type WarehouseConnection } from './profiles.js';
 import { UnsupportedOperation, type WarehouseAdapter } from './warehouses/adapter.js';
 import { dbtEnvironment } from './warehouses/bigquery/connection.js';
@@ -165,6 +165,8 @@ export async function dbt(
     return outcome;
   } catch (error) {
     if (error instanceof DbtInvocationError) throw ApplicationFailure.nonRetryable(error.message, error.name);
+    // Retried as often as the step's plan allows (a prod build runs once: the saga restores instead).
+    if (error instanceof DbtTransientError) throw ApplicationFailure.retryable(error.message, error.name);
     // Reported as a cancellation, not a failure: the workflow then knows the step was stopped on purpose.
     if (context.cancellationSignal.aborted)
       throw new CancelledFailure(`dbt ${args[0]} was stopped: the step was cancelled`);

@@ -117,7 +117,6 @@ export function buildCli(): Command {
       '--require-approval',
       'wait for `dbt-deploy approve` after a passing audit (deploy.yml: approval.required)',
     )
-    .option('--follow', 'show live progress until the deploy ends (the default)')
     .option('--detach', 'start the deploy and return; follow it later with `dbt-deploy status`')
     .action(async (options: DeployOptions & { json?: boolean; detach?: boolean }) => {
       await runOperation('deploy', prepareDeploy(options).input, options);

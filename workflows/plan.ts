@@ -135,7 +135,8 @@ export function describePlan(plan: Plan, input: Pick<DeployInput, 'approval'> = 
   return plan.steps.flatMap((step, index) => {
     const undo = step.compensation ? `  (undo: ${step.compensation.title})` : '';
     const { attempts, why } = attemptsFor(step);
-    const retries = attempts === 1 ? `, runs once: ${why}` : `, up to ${attempts} attempts`;
+    // Only the exception is printed: every other step is retried (`REPEATABLE_ATTEMPTS`).
+    const retries = attempts === 1 ? `, runs once: ${why}` : '';
     const line = `${index + 1}. ${step.title} [touches ${step.touches}${retries}]${undo}`;
     if (index !== gate || !input.approval) return [line];
     const { timeout, onTimeout } = input.approval;
