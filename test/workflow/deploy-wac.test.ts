@@ -32,8 +32,11 @@ describe.sequential('wac deploy on DuckDB', () => {
     expect(result.audit?.passed).toBe(true);
     const prod = await snapshotSchema(project.database, 'analytics');
     const staging = await snapshotSchema(project.database, 'analytics_staging');
+    // The tagged models, and with them the seed and the snapshot (every deploy publishes those).
     expect(Object.keys(prod).sort()).toEqual([
       'customer_revenue',
+      'customer_segments',
+      'customers_snapshot',
       'dim_customers',
       'fct_orders',
       'util_calendar',
@@ -45,7 +48,7 @@ describe.sequential('wac deploy on DuckDB', () => {
     expect(prod['fct_orders']?.rows).toBe(600);
     // Staging views (stg_*) are not published.
     expect(Object.keys(staging)).toContain('stg_orders');
-    expect(result.published).toHaveLength(4);
+    expect(result.published).toHaveLength(6);
     expect(result.backup?.location.schema).toMatch(/^dbt_deploy_backup__prod_/);
 
     await keepHistory(worker, result.workflowId, 'wac-published');
