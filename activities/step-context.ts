@@ -100,7 +100,11 @@ export async function warehouse<T>(
   work: Parameters<typeof withWarehouse<T>>[2],
 ): Promise<T> {
   const context = Context.current();
-  return heartbeating(() => withWarehouse(connection(input, target), (sql) => context.log.debug(sql), work));
+  // Snowflake tags every statement with it, so QUERY_HISTORY shows which deploy and step sent it.
+  const tag = { deployId: input.deployId, step: context.info.activityType };
+  return heartbeating(() =>
+    withWarehouse(connection(input, target), (sql) => context.log.debug(sql), work, tag),
+  );
 }
 
 /** Runs dbt on its turn with the warehouse, heartbeating its progress so a cancel reaches it. */

@@ -3,6 +3,8 @@ import { takeTurn } from '../turns.js';
 import type { StatementLog, WarehouseAdapter } from './adapter.js';
 import { DuckDbAdapter } from './duckdb/adapter.js';
 import { PostgresAdapter } from './postgres/adapter.js';
+import type { SessionTag } from './snowflake/connection.js';
+import { SnowflakeAdapter } from './snowflake/adapter.js';
 
 /** The key under which dbt and the worker take turns on a warehouse; shared with the dbt runner. */
 export function turnKey(connection: WarehouseConnection): string {
@@ -12,6 +14,9 @@ export function turnKey(connection: WarehouseConnection): string {
     case 'postgres':
       // PostgreSQL takes concurrent writers; the queue still keeps our own cut-overs in order.
       return `postgres:${connection.host}:${connection.port}/${connection.dbname}`;
+    case 'snowflake':
+      // Every database of an account is reachable from one session: staging may be another database.
+      return `snowflake:${connection.accessUrl ?? ''}${connection.account.toLowerCase()}`;
   }
 }
 
@@ -20,9 +25,10 @@ export async function withWarehouse<T>(
   connection: WarehouseConnection,
   log: StatementLog,
   work: (warehouse: WarehouseAdapter) => Promise<T>,
+  tag?: SessionTag,
 ): Promise<T> {
   return takeTurn(turnKey(connection), async () => {
-    const warehouse = await open(connection, log);
+    const warehouse = await open(connection, log, tag);
     try {
       return await work(warehouse);
     } finally {
@@ -31,11 +37,17 @@ export async function withWarehouse<T>(
   });
 }
 
-async function open(connection: WarehouseConnection, log: StatementLog): Promise<WarehouseAdapter> {
+async function open(
+  connection: WarehouseConnection,
+  log: StatementLog,
+  tag: SessionTag | undefined,
+): Promise<WarehouseAdapter> {
   switch (connection.engine) {
     case 'duckdb':
       return DuckDbAdapter.open(connection, log);
     case 'postgres':
       return PostgresAdapter.open(connection, log);
+    case 'snowflake':
+      return SnowflakeAdapter.open(connection, log, tag);
   }
 }
