@@ -38,9 +38,34 @@ export interface PostgresConnection {
   schema: string;
 }
 
+/**
+ * A Snowflake target as dbt-snowflake reads it. Credentials (password, private key and its passphrase,
+ * OAuth token) are resolved here on the worker and only ever passed to the driver.
+ */
+export interface SnowflakeConnection {
+  engine: 'snowflake';
+  account: string;
+  user: string;
+  auth:
+    | { kind: 'password'; password: string }
+    | { kind: 'key-pair'; privateKey?: string; privateKeyPath?: string; passphrase?: string }
+    | { kind: 'oauth'; token: string };
+  role: string;
+  warehouse: string;
+  database: string;
+  schema: string;
+  queryTag?: string;
+  /** Only for a local stand-in: `host`, `port` and `protocol` of the profile, as dbt-snowflake takes them. */
+  accessUrl?: string;
+}
+
 export type { BigQueryConnection };
 
-export type WarehouseConnection = DuckDbConnection | PostgresConnection | BigQueryConnection;
+export type WarehouseConnection =
+  | DuckDbConnection
+  | PostgresConnection
+  | SnowflakeConnection
+  | BigQueryConnection;
 
 export interface TargetOutput {
   type: string;
@@ -143,7 +168,77 @@ export function connectionFor(
         if (error instanceof BigQueryProfileError) throw new ProfileError(error.message);
         throw error;
       }
+    case 'snowflake':
+      return snowflakeConnection(output, target);
   }
+}
+
+/**
+ * dbt-snowflake's keys: `account`, `user`, `password` or `private_key_path` / `private_key` (with
+ * `private_key_passphrase`) or `authenticator: oauth` with `token`, `role`, `warehouse`, `database`,
+ * `schema`, `query_tag`, and `host` / `port` / `protocol` for a non-default endpoint. A worker has no
+ * browser, so `externalbrowser` is refused; every error names the key.
+ */
+function snowflakeConnection(output: TargetOutput, target: string): SnowflakeConnection {
+  const field = (name: string) => profileText(output[name]);
+  const need = (name: string, why: string): string => {
+    const value = field(name);
+    if (value === undefined || value === '')
+      throw new ProfileError(`target "${target}": a snowflake target needs \`${name}\` (${why})`);
+    return value;
+  };
+  const authenticator = (field('authenticator') ?? 'snowflake').toLowerCase();
+  if (authenticator === 'externalbrowser')
+    throw new ProfileError(
+      `target "${target}": authenticator: externalbrowser opens a browser, which a worker does not have: use a key pair (private_key_path) or oauth with a token`,
+    );
+  const account = need('account', 'the account identifier, e.g. myorg-myaccount');
+  const user = need('user', 'the user the worker connects as');
+  let auth: SnowflakeConnection['auth'];
+  if (authenticator === 'oauth') {
+    auth = { kind: 'oauth', token: need('token', 'authenticator: oauth needs a token') };
+  } else if (authenticator === 'snowflake' || authenticator === 'snowflake_jwt') {
+    const privateKeyPath = field('private_key_path');
+    const privateKey = field('private_key');
+    const passphrase = field('private_key_passphrase');
+    const password = field('password');
+    if (privateKeyPath !== undefined || privateKey !== undefined) {
+      auth = {
+        kind: 'key-pair',
+        ...(privateKeyPath !== undefined ? { privateKeyPath } : {}),
+        ...(privateKey !== undefined ? { privateKey } : {}),
+        ...(passphrase !== undefined ? { passphrase } : {}),
+      };
+    } else if (password !== undefined) {
+      auth = { kind: 'password', password };
+    } else {
+      throw new ProfileError(
+        `target "${target}": a snowflake target needs \`password\` or \`private_key_path\` (or \`private_key\`)`,
+      );
+    }
+  } else {
+    throw new ProfileError(
+      `target "${target}": authenticator: ${authenticator} is not supported by dbt-deploy (use snowflake, snowflake_jwt or oauth)`,
+    );
+  }
+  const host = field('host');
+  const protocol = field('protocol') ?? 'https';
+  const port = output['port'] === undefined ? undefined : portOf(output['port'], target);
+  const queryTag = field('query_tag');
+  return {
+    engine: 'snowflake',
+    account,
+    user,
+    auth,
+    role: need('role', 'the role that owns prod and staging; SWAP and CLONE need it'),
+    warehouse: need('warehouse', 'the virtual warehouse that runs the statements'),
+    database: need('database', 'the database dbt builds in'),
+    schema: need('schema', 'the schema dbt builds in'),
+    ...(queryTag !== undefined ? { queryTag } : {}),
+    ...(host !== undefined
+      ? { accessUrl: `${protocol}://${host}${port === undefined ? '' : `:${port}`}` }
+      : {}),
+  };
 }
 
 /** A scalar profile value as text; numbers count, since YAML reads `port: 5432` or `user: 123` as one. Blank is unset. */

@@ -109,7 +109,8 @@ export async function warehouse<T>(
 ): Promise<T> {
   const context = Context.current();
   const { activityType, activityId, attempt, workflowExecution } = context.info;
-  // Engines that label their jobs name the deploy, the step and this attempt of it.
+  // Engines that label their jobs (BigQuery) or tag their queries (Snowflake, seen in QUERY_HISTORY)
+  // name the deploy, the step and this attempt of it.
   const tag = {
     deployId: input.deployId,
     step: activityType,

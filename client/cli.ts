@@ -8,6 +8,8 @@ import { resolve } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { CAPABILITIES, readersSee } from '../activities/warehouses/capabilities.js';
 import { planDeploy } from '../workflows/strategies/index.js';
+import { planCutOver } from '../activities/warehouses/snowflake/statements.js';
+import { connectionFor } from '../activities/profiles.js';
 import { planRollback } from '../workflows/strategies/rollback.js';
 import { connectClient, temporalSettings } from './connection.js';
 import type { WorkflowHandle } from '@temporalio/client';
@@ -26,7 +28,7 @@ import { deployHistory, formatHistory } from './history.js';
 import { type DeployOptions, identifyEnvironment, prepareDeploy } from './preflight.js';
 import { changeSchedule, createSchedule, listSchedules } from './schedules.js';
 import { formatPlan, formatResult } from './report.js';
-import { type DeployInput, STRATEGIES } from '../workflows/types.js';
+import { type DeployInput, type PlanKind, STRATEGIES } from '../workflows/types.js';
 
 /** Where to act: the dbt project, its profiles, deploy.yml and the environment. */
 function targetOptions(command: Command): Command {
@@ -265,7 +267,10 @@ export function buildCli(): Command {
           plan,
           `plan for ${prepared.input.project} -> ${prepared.input.env} (${prepared.input.engine})`,
           input,
-          { readersSee: readersSee(plan.strategy, CAPABILITIES[input.engine]) },
+          {
+            readersSee: readersSee(plan.strategy, CAPABILITIES[input.engine]),
+            statements: cutOverStatements(prepared, plan.strategy),
+          },
         ),
       );
     });
@@ -370,4 +375,16 @@ export async function main(argv: string[]): Promise<number> {
 
 if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('client/cli.ts')) {
   process.exitCode = await main(process.argv);
+}
+
+/** On Snowflake `plan` prints the cut-over's statements, from the targets' databases and schemas. */
+function cutOverStatements(prepared: ReturnType<typeof prepareDeploy>, strategy: PlanKind): string[] {
+  const { input } = prepared;
+  if (input.engine !== 'snowflake') return [];
+  const target = (name: string) => {
+    const found = connectionFor(input.projectDir, input.profilesDir, input.profile, name);
+    return found.engine === 'snowflake' ? { database: found.database, schema: found.schema } : undefined;
+  };
+  const [prod, staging] = [target(input.targets.prod), target(input.targets.staging)];
+  return prod && staging ? planCutOver(strategy, prod, staging) : [];
 }

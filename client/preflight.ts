@@ -288,6 +288,13 @@ function placeOf(connection: WarehouseConnection): { warehouse: string; what: st
         what: 'project',
         location: connection.schema,
       };
+    case 'snowflake':
+      // One session reaches every database of the account: staging may be another database.
+      return {
+        warehouse: `account ${connection.account.toLowerCase()}`,
+        what: 'account',
+        location: `${connection.database}.${connection.schema}`.toUpperCase(),
+      };
   }
 }
 

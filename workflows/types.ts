@@ -133,7 +133,13 @@ export interface BackupRef {
   location: Location;
   entries: BackupEntry[];
   /** Set when the backup is prod's own schemas, renamed away by a blue/green swap (zero-copy). */
-  swapped?: Array<{ prod: string; staging: string; backup: string }>;
+  swapped?: Array<{
+    prod: string;
+    staging: string;
+    backup: string;
+    /** What the names are: schemas (unset: PostgreSQL, Snowflake schema swap) or databases (Snowflake). */
+    unit?: 'schema' | 'database';
+  }>;
 }
 
 export interface Fingerprint {

@@ -134,7 +134,12 @@ export function publishSteps(paths: StepPaths) {
           const found = await w.fingerprint(model.staging);
           expected.push({ ...found, relation: model.prod });
         }
-        const backup = await w.swapLocations(input.deployId, swaps, label);
+        // Views keep the SQL dbt compiled for prod, so after the swap they read the new prod.
+        const views = publishSet.views.flatMap((view) => {
+          const sql = map.models.find((m) => m.uniqueId === view.uniqueId)?.prodSql;
+          return sql ? [{ to: view.staging, sql }] : [];
+        });
+        const backup = await w.swapLocations(input.deployId, swaps, label, views);
         const names = swaps.map((s) => `${s.staging.schema} → ${s.prod.schema}`).join(', ');
         return {
           summary: `swapped ${names}; old prod kept as ${backup.location.schema}`,

@@ -76,7 +76,16 @@ export interface WarehouseAdapter {
    * as atomic as `capabilities.cutOver.atomicity` says. Returns the backup, restorable like any.
    * Idempotent for the same deploy id: a swap that committed returns its backup again.
    */
-  swapLocations(deployId: string, swaps: LocationSwap[], label: BackupLabel): Promise<BackupRef>;
+  swapLocations(
+    deployId: string,
+    swaps: LocationSwap[],
+    label: BackupLabel,
+    /**
+     * Staging's views with the SELECT dbt compiled for prod: an engine whose views keep the database
+     * name in their text (Snowflake) re-creates them with it before the swap; others ignore it.
+     */
+    views?: ViewRequest[],
+  ): Promise<BackupRef>;
   /** Undoes `swapLocations` (prod becomes staging again, the old prod prod). Idempotent. */
   unswapLocations(backup: BackupRef): Promise<void>;
   fingerprint(relation: Relation): Promise<Fingerprint>;

@@ -3,7 +3,7 @@
  * strategy an engine cannot run) without touching the warehouse, so this module must stay free of I/O:
  * workflow code imports it.
  */
-export const ENGINES = ['duckdb', 'postgres', 'bigquery'] as const;
+export const ENGINES = ['duckdb', 'postgres', 'snowflake', 'bigquery'] as const;
 export type Engine = (typeof ENGINES)[number];
 
 /**
@@ -115,6 +115,30 @@ export const CAPABILITIES: Record<Engine, Capabilities> = {
     },
     backup: { kind: 'copy', restore: 'one-transaction' },
     stagingScope: 'database',
+  },
+  snowflake: {
+    // Every DDL statement commits on its own: atomicity comes from single statements (SWAP, CLONE).
+    zeroCopyClone: true,
+    atomicSwap: 'database',
+    transactionalDdl: false,
+    cloneViews: true,
+    // Standard edition's default; Enterprise allows up to 90 (DATA_RETENTION_TIME_IN_DAYS).
+    timeTravelDays: 1,
+    singleWriter: false,
+    cutOver: {
+      kind: 'database-swap',
+      atomicity: 'one-statement',
+      readersSee:
+        'the old prod until `ALTER DATABASE … SWAP WITH` commits, then every relation of the new prod at once; queries already running finish on the old data and nobody waits',
+    },
+    publish: {
+      kind: 'per-relation',
+      atomicity: 'per-relation',
+      readersSee:
+        'each table flips on its own as its `CREATE OR REPLACE TABLE … CLONE … COPY GRANTS` commits (each one atomic), views after their tables: for a moment some relations are new and others old',
+    },
+    backup: { kind: 'zero-copy-clone', restore: 'per-relation' },
+    stagingScope: 'account',
   },
   bigquery: {
     // Datasets cannot be renamed and DDL cannot run in a multi-statement transaction: no swap, and

@@ -4,6 +4,7 @@ import type { StatementLog, WarehouseAdapter } from './adapter.js';
 import { BigQueryAdapter, type JobTag } from './bigquery/adapter.js';
 import { DuckDbAdapter } from './duckdb/adapter.js';
 import { PostgresAdapter } from './postgres/adapter.js';
+import { SnowflakeAdapter } from './snowflake/adapter.js';
 
 /** The key under which dbt and the worker take turns on a warehouse; shared with the dbt runner. */
 export function turnKey(connection: WarehouseConnection): string {
@@ -16,6 +17,9 @@ export function turnKey(connection: WarehouseConnection): string {
     case 'bigquery':
       // Jobs run concurrently; the queue keeps our own cut-overs of one project in order.
       return `bigquery:${connection.apiEndpoint ?? ''}/${connection.project}`;
+    case 'snowflake':
+      // Every database of an account is reachable from one session: staging may be another database.
+      return `snowflake:${connection.accessUrl ?? ''}${connection.account.toLowerCase()}`;
   }
 }
 
@@ -51,5 +55,7 @@ async function open(
       return PostgresAdapter.open(connection, log);
     case 'bigquery':
       return BigQueryAdapter.open(connection, log, tag);
+    case 'snowflake':
+      return SnowflakeAdapter.open(connection, log, tag);
   }
 }

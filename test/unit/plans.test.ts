@@ -52,7 +52,7 @@ describe.each(ENGINES)('plans on %s', (engine) => {
       expect(plan.steps.find((s) => s.activity === 'syncFromProd')?.args).toEqual({ buildTarget: 'staging' });
       const prodSteps = plan.steps.filter((s) => s.touches === 'prod');
       expect(prodSteps).toHaveLength(1);
-      if (CAPABILITIES[engine].atomicSwap === 'schema') {
+      if (CAPABILITIES[engine].atomicSwap !== 'none') {
         expect(prodSteps[0]).toMatchObject({
           activity: 'swapSchemas',
           compensation: { activity: 'unswapSchemas' },

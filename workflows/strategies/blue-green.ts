@@ -21,13 +21,16 @@ import {
 
 export function planBlueGreen(input: DeployInput, capabilities: Capabilities): Plan {
   const { prod, staging } = input.targets;
-  const swaps = capabilities.atomicSwap === 'schema';
+  const swaps = capabilities.atomicSwap !== 'none';
+  const database = capabilities.cutOver.kind === 'database-swap';
   const cutOver: Step[] = swaps
     ? [
         {
           id: 'swap',
           activity: 'swapSchemas',
-          title: `Swap "${staging}" into "${prod}" in one transaction; the old prod schemas become this deploy's backup`,
+          title: database
+            ? `Swap the "${staging}" database with "${prod}" in one statement (grants copied, views re-pointed at prod first); the old prod database becomes this deploy's backup`
+            : `Swap "${staging}" into "${prod}" in one transaction; the old prod schemas become this deploy's backup`,
           touches: 'prod',
           args: { prodTarget: prod },
           compensation: {
@@ -41,7 +44,7 @@ export function planBlueGreen(input: DeployInput, capabilities: Capabilities): P
   return {
     strategy: 'blue-green',
     rationale: swaps
-      ? `build on a fresh copy of "${prod}" in "${staging}", then swap schemas atomically (zero-copy backup)`
+      ? `build on a fresh copy of "${prod}" in "${staging}", then swap ${database ? 'databases in one statement' : 'schemas atomically'} (zero-copy backup)`
       : `build on a fresh copy of "${prod}" in "${staging}", then replace every relation of "${prod}" in one transaction (no schema rename on this engine)`,
     steps: steps(
       resolveStep(input, staging),

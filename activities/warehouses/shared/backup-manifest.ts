@@ -40,7 +40,16 @@ export const ManifestHeader = z.object({
   env: z.string(),
   operation: z.enum(['deploy', 'mirror', 'rollback']),
   createdAt: z.string(),
-  swapped: z.array(z.object({ prod: z.string(), staging: z.string(), backup: z.string() })).optional(),
+  swapped: z
+    .array(
+      z.object({
+        prod: z.string(),
+        staging: z.string(),
+        backup: z.string(),
+        unit: z.enum(['schema', 'database']).optional(),
+      }),
+    )
+    .optional(),
 });
 export type ManifestHeader = z.infer<typeof ManifestHeader>;
 
