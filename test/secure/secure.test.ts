@@ -7,7 +7,8 @@
  * behind it accepts anything.
  */
 import { randomBytes } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+import { copyFile, mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -102,8 +103,12 @@ describe('secured clusters', () => {
     expect(prod['fct_orders']?.rows).toBe(600);
     for (const [name, relation] of Object.entries(prod)) expect(relation, name).toEqual(staging[name]);
 
-    // history reads no profile: a host without dbt and without profiles.yml can run it, over mTLS.
-    const history = await run(['history', '--project-dir', project.dir, '--env', 'prod', '--json'], {
+    // history reads no profile: a host with only dbt_project.yml and deploy.yml, no profiles.yml and no
+    // dbt, can run it, here over mutual TLS.
+    const cliHost = await mkdtemp(join(tmpdir(), 'dbt-deploy-cli-host-'));
+    for (const file of ['dbt_project.yml', 'deploy.yml'])
+      await copyFile(join(project.dir, file), join(cliHost, file));
+    const history = await run(['history', '--project-dir', cliHost, '--env', 'prod', '--json'], {
       ...mtlsEnv(terminator.certificates.clientCert, terminator.certificates.clientKey),
       DBT_BIN: '/nonexistent/dbt',
       DBT_PROFILES_DIR: '/nonexistent',
