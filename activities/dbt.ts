@@ -108,6 +108,8 @@ const TRANSIENT: Record<string, RegExp[]> = {
     /timeout expired/i,
     /the database system is (starting up|shutting down|in recovery mode)/i,
   ],
+  // DuckDB's own error type when dbt fails to open the file, wrapped as a Runtime Error elsewhere.
+  'IO Error': [/Could not set lock on file/i],
   'Runtime Error': [/IO Error: Could not set lock on file/i],
 };
 
@@ -179,7 +181,9 @@ export async function runDbt(invocation: DbtInvocation): Promise<DbtOutcome> {
     throw new Error(`dbt ${invocation.args[0]} was stopped by ${result.signal ?? 'SIGINT'}`);
   const exitCode = result.exitCode ?? -1;
   if (exitCode !== 0 && exitCode !== 1) {
+    // dbt's own summary of what stopped it; a traceback may follow it at the same level.
     const detail =
+      errors.find((line) => line.startsWith('Encountered an error')) ??
       errors.at(-1) ??
       String(result.stderr ?? '')
         .trim()

@@ -50,7 +50,7 @@ export async function createDeployWorker(
     maxConcurrentWorkflowTaskExecutions: options.maxConcurrentWorkflowTaskExecutions ?? 40,
     shutdownGraceTime: (options.shutdownGraceTime ?? '60 seconds') as Duration,
     // An abort reaches a running dbt only through a heartbeat's reply: the SDK's default throttle
-    // (80% of the heartbeat timeout, here 48 s) would let an aborted build run on that long.
+    // (80% of the heartbeat timeout, here 16 s) would let an aborted build run on that long.
     maxHeartbeatThrottleInterval: '2 seconds',
     defaultHeartbeatThrottleInterval: '2 seconds',
     plugins: [dbtDeployPlugin(options)],

@@ -48,7 +48,10 @@ describe('dbt failures, transient or fatal', () => {
     );
     await writeFile(join(project, 'models', 'fine.sql'), 'select 1 as a\n');
     await writeFile(join(project, 'models', 'missing.sql'), 'select * from a_table_nobody_made\n');
-    await writeFile(join(project, 'models', 'slow.sql'), 'select pg_sleep(120) as slept\n');
+    await writeFile(
+      join(project, 'models', 'slow.sql'),
+      "{{ config(materialized='table') }} select pg_sleep(120)::text as slept\n",
+    );
     run = (target, select, name) =>
       runDbt({
         projectDir: project,
@@ -89,12 +92,12 @@ describe('dbt failures, transient or fatal', () => {
     await expect(failed).rejects.toBeInstanceOf(DbtTransientError);
   });
 
-  it('a DuckDB file held by another process (a Runtime Error: could not set lock) is transient', async () => {
+  it('a DuckDB file held by another process (an IO Error: could not set lock) is transient', async () => {
     const holder = await DuckDBInstance.create(join(root, 'held.duckdb'));
     const connection = await holder.connect();
     try {
       const failed = run('duck', 'fine', 'locked');
-      await expect(failed).rejects.toThrow(/Runtime Error[\s\S]*Could not set lock on file/);
+      await expect(failed).rejects.toThrow(/exit 2\): [\s\S]*IO Error: Could not set lock on file/);
       await expect(failed).rejects.toBeInstanceOf(DbtTransientError);
     } finally {
       connection.closeSync();
@@ -137,5 +140,8 @@ describe('dbt failures, transient or fatal', () => {
       type: 'Compilation Error',
     });
     expect(classifyDbtFailure('Database Error in model m\n  relation "x" does not exist').kind).toBe('fatal');
+    expect(classifyDbtFailure('Encountered an error:\nIO Error: Could not set lock on file "f"').kind).toBe(
+      'transient',
+    );
   });
 });

@@ -80,7 +80,7 @@ describe.sequential('undo on DuckDB', () => {
     expect(await snapshotSchema(project, PROD)).toEqual(prodBefore);
     // state:modified must compare with the manifest of what prod holds again, not the undone deploy's.
     expect(await stateRecord()).toBe(stateBefore);
-  });
+  }, 900_000);
 
   it('a restore that fails after publish: failed, the rollback failure named, the backup kept', async () => {
     const prodBefore = await snapshotSchema(project, PROD);
@@ -109,5 +109,5 @@ describe.sequential('undo on DuckDB', () => {
     expect(rollback.status, rollback.reason).toBe('published');
     expect(await snapshotSchema(project, PROD)).toEqual(prodBefore);
     expect(await stateRecord()).toBe(stateBefore);
-  });
+  }, 900_000);
 });

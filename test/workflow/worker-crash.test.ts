@@ -1,8 +1,9 @@
 /**
  * A worker lost in the middle of a deploy, as when its machine dies: SIGKILL takes the `dbt-deploy
  * worker` process and its dbt child at once. A second worker process takes over; the lost build is
- * retried once its heartbeat times out, and the deploy publishes exactly once. SIGTERM then drains
- * the second worker, which exits 0.
+ * retried once its heartbeat times out (20 s, ACTIVITY_DEFAULTS in workflows/deploy.ts; it was 60 s),
+ * and the deploy publishes exactly once. SIGTERM then drains the second worker, which exits 0. The
+ * test prints how long the deploy waited between the kill and the build's new attempt.
  */
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -69,11 +70,20 @@ describe('a worker killed mid-deploy', () => {
         progress?.step?.id === 'build' && progress.step.status === 'running' && (await dbtBuildIn(first))
       );
     });
+    const killedAt = Date.now();
     killGroup(first, 'SIGKILL');
     await first;
     expect(await dbtBuildIn(first)).toBe(false);
 
     const second = startWorker();
+    await until('the lost build is started again', async () => {
+      const { raw } = await handle.describe();
+      // Attempt 2 running (PENDING_ACTIVITY_STATE_STARTED) on the new worker.
+      return (raw.pendingActivities ?? []).some(
+        (a) => a.activityType?.name === 'dbtBuild' && (a.attempt ?? 0) > 1 && Number(a.state) === 2,
+      );
+    });
+    const retriedAfter = (Date.now() - killedAt) / 1000;
     const result = await deployResult(handle);
 
     expect(result.status, result.reason).toBe('published');
@@ -83,6 +93,8 @@ describe('a worker killed mid-deploy', () => {
     // History records only the attempt that finished, with the failure of the one before it.
     expect(build?.attempt).toBeGreaterThan(1);
     expect(build?.lastFailure).toBe('HEARTBEAT');
+    // A measurement, not a bound: the heartbeat timeout plus the retry's start on a loaded machine.
+    console.log(`the lost build was started again ${retriedAfter.toFixed(1)} s after the kill`);
 
     const prod = await snapshotSchema(project, 'analytics');
     const staging = await snapshotSchema(project, 'analytics_staging');
