@@ -19,6 +19,7 @@ import {
 import {
   buildRelationMap,
   type ListedModel,
+  MAPPED_RESOURCES,
   modelsIn,
   pairListed,
   publishSetOf,
@@ -235,7 +236,7 @@ export function buildSteps(paths: StepPaths) {
           '--target',
           args.prodTarget,
           '--resource-type',
-          ...MAPPED,
+          ...MAPPED_RESOURCES,
           '--select',
           ...selection,
           // Seeds and snapshots go with every deploy, whatever their tags (see publishedWithEveryDeploy).
@@ -301,10 +302,8 @@ export function buildSteps(paths: StepPaths) {
   };
 }
 
-/** The resources a deploy maps; seeds and snapshots are tables dbt fills itself. */
-const MAPPED = ['model', 'seed', 'snapshot'];
 const LS_KEYS = ['--output', 'json', '--output-keys', 'unique_id name database schema alias'];
-const LS_MODELS = ['ls', '--resource-type', ...MAPPED, ...LS_KEYS];
+const LS_MODELS = ['ls', '--resource-type', ...MAPPED_RESOURCES, ...LS_KEYS];
 const LS_SNAPSHOTS = ['ls', '--resource-type', 'snapshot', ...LS_KEYS];
 
 /**
