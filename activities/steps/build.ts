@@ -367,13 +367,15 @@ async function snapshotsUpToProd(
     prodOf = (id) => byId.get(id);
   }
   const pairs = pairListed(listed.listed, prodOf);
-  const { tables, drop } = await warehouse(input, input.targets.prod, async (w) => {
+  const { tables } = await warehouse(input, input.targets.prod, async (w) => {
     const change = await upToProd(w, pairs);
     await w.replaceRelations({ ...change, views: [] });
     return change;
   });
-  const started = drop.length > 0 ? `, ${drop.length} started afresh (prod has none)` : '';
-  return `; ${tables.length} snapshots copied from prod first${started}`;
+  const copied = tables.length > 0 ? [`${tables.length} snapshots copied from prod first`] : [];
+  const fresh = pairs.length - tables.length;
+  const started = fresh > 0 ? [`${fresh} snapshots start afresh (prod has none yet)`] : [];
+  return `; ${[...copied, ...started].join(', ')}`;
 }
 
 /** The flags a build step passes to dbt, and a note for its summary. */
