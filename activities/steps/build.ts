@@ -19,6 +19,7 @@ import {
 import {
   buildRelationMap,
   type ListedModel,
+  MAPPED_RESOURCES,
   modelsIn,
   pairListed,
   publishSetOf,
@@ -235,7 +236,7 @@ export function buildSteps(paths: StepPaths) {
           '--target',
           args.prodTarget,
           '--resource-type',
-          ...MAPPED,
+          ...MAPPED_RESOURCES,
           '--select',
           ...selection,
           // Seeds and snapshots go with every deploy, whatever their tags (see publishedWithEveryDeploy).
@@ -301,10 +302,8 @@ export function buildSteps(paths: StepPaths) {
   };
 }
 
-/** The resources a deploy maps; seeds and snapshots are tables dbt fills itself. */
-const MAPPED = ['model', 'seed', 'snapshot'];
 const LS_KEYS = ['--output', 'json', '--output-keys', 'unique_id name database schema alias'];
-const LS_MODELS = ['ls', '--resource-type', ...MAPPED, ...LS_KEYS];
+const LS_MODELS = ['ls', '--resource-type', ...MAPPED_RESOURCES, ...LS_KEYS];
 const LS_SNAPSHOTS = ['ls', '--resource-type', 'snapshot', ...LS_KEYS];
 
 /**
@@ -368,13 +367,15 @@ async function snapshotsUpToProd(
     prodOf = (id) => byId.get(id);
   }
   const pairs = pairListed(listed.listed, prodOf);
-  const { tables, drop } = await warehouse(input, input.targets.prod, async (w) => {
+  const { tables } = await warehouse(input, input.targets.prod, async (w) => {
     const change = await upToProd(w, pairs);
     await w.replaceRelations({ ...change, views: [] });
     return change;
   });
-  const started = drop.length > 0 ? `, ${drop.length} started afresh (prod has none)` : '';
-  return `; ${tables.length} snapshots copied from prod first${started}`;
+  const copied = tables.length > 0 ? [`${tables.length} snapshots copied from prod first`] : [];
+  const fresh = pairs.length - tables.length;
+  const started = fresh > 0 ? [`${fresh} snapshots start afresh (prod has none yet)`] : [];
+  return `; ${[...copied, ...started].join(', ')}`;
 }
 
 /** The flags a build step passes to dbt, and a note for its summary. */

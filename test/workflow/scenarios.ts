@@ -44,6 +44,9 @@ const EVERY_MODEL = [
 
 type Strategy = 'blue-green' | 'clone-back' | 'wap' | 'wac';
 
+/** A test's time limit grows with the operations it runs: vitest's testTimeout is one deploy's. */
+const perDeploy = (operations: number): number => operations * 240_000;
+
 /** Which relations each strategy puts in prod on a first deploy of the example. */
 const PUBLISHED: Record<Strategy, string[]> = {
   'blue-green': EVERY_MODEL,
@@ -259,38 +262,50 @@ export function incrementalAndRollback(engine: Engine, namespace: TestNamespace)
     });
     afterAll(async () => worker?.stop());
 
-    it('keeps every source row, none lost and none duplicated, across three deploys', async () => {
-      for (const [at, expected] of [
-        ['T', 600],
-        ['T+1', 650],
-        ['T+2', 700],
-      ] as const) {
-        if (at !== 'T') await appendRawOrders(project.raw, { orders: 50 });
-        const result = await worker.deploy({ projectDir: project.dir, strategy: 'blue-green' });
-        expect(result.status, `${at}: ${result.reason}`).toBe('published');
-        expect(await orderCoverage(project), at).toEqual({ rows: expected, distinct: expected, missing: 0 });
-        deploys.push(result);
-        prodAfter.push(await snapshotSchema(project, PROD));
-      }
-      if (engine === 'duckdb') await keepHistory(worker, deploys[2]!.workflowId, 'blue-green-published');
-    });
+    it(
+      'keeps every source row, none lost and none duplicated, across three deploys',
+      async () => {
+        for (const [at, expected] of [
+          ['T', 600],
+          ['T+1', 650],
+          ['T+2', 700],
+        ] as const) {
+          if (at !== 'T') await appendRawOrders(project.raw, { orders: 50 });
+          const result = await worker.deploy({ projectDir: project.dir, strategy: 'blue-green' });
+          expect(result.status, `${at}: ${result.reason}`).toBe('published');
+          expect(await orderCoverage(project), at).toEqual({
+            rows: expected,
+            distinct: expected,
+            missing: 0,
+          });
+          deploys.push(result);
+          prodAfter.push(await snapshotSchema(project, PROD));
+        }
+        if (engine === 'duckdb') await keepHistory(worker, deploys[2]!.workflowId, 'blue-green-published');
+      },
+      perDeploy(3),
+    );
 
-    it('rolls back to the state before the latest deploy, and rolling back twice gives the same prod', async () => {
-      const latest = deploys[2]!.deployId;
-      const first = await worker.rollback({ projectDir: project.dir });
-      expect(first.status, first.reason).toBe('published');
-      expect(first.strategy).toBe('rollback');
-      expect(first.steps[0]?.summary).toContain(latest);
-      expect(await snapshotSchema(project, PROD)).toEqual(prodAfter[1]);
-      expect((await orderCoverage(project)).rows).toBe(650);
+    it(
+      'rolls back to the state before the latest deploy, and rolling back twice gives the same prod',
+      async () => {
+        const latest = deploys[2]!.deployId;
+        const first = await worker.rollback({ projectDir: project.dir });
+        expect(first.status, first.reason).toBe('published');
+        expect(first.strategy).toBe('rollback');
+        expect(first.steps[0]?.summary).toContain(latest);
+        expect(await snapshotSchema(project, PROD)).toEqual(prodAfter[1]);
+        expect((await orderCoverage(project)).rows).toBe(650);
 
-      const again = await worker.rollback({ projectDir: project.dir, to: latest });
-      expect(again.status, again.reason).toBe('published');
-      expect(await snapshotSchema(project, PROD)).toEqual(prodAfter[1]);
-      // backups.keep (3) bounds what stays, rollbacks' own backups included.
-      expect((await backupSchemas(project)).length).toBeLessThanOrEqual(3);
-      if (engine === 'duckdb') await keepHistory(worker, again.workflowId, 'rollback-published');
-    });
+        const again = await worker.rollback({ projectDir: project.dir, to: latest });
+        expect(again.status, again.reason).toBe('published');
+        expect(await snapshotSchema(project, PROD)).toEqual(prodAfter[1]);
+        // backups.keep (3) bounds what stays, rollbacks' own backups included.
+        expect((await backupSchemas(project)).length).toBeLessThanOrEqual(3);
+        if (engine === 'duckdb') await keepHistory(worker, again.workflowId, 'rollback-published');
+      },
+      perDeploy(2),
+    );
 
     it('refuses to roll back to a deploy whose backup is not kept, touching nothing', async () => {
       const before = await snapshotSchema(project, PROD);
@@ -308,7 +323,7 @@ export function mirrorLayer(engine: Engine, namespace: TestNamespace): void {
     let project: ExampleProject;
     let worker: TestWorker;
     const rawLayer = async () =>
-      pick(await snapshotSchema(project, PROD), ['raw_customers', 'raw_orders', 'raw_payments']);
+      pick(await snapshotSchema(project, PROD), ['raw_customers', 'raw_orders', 'raw_payments', SNAPSHOT]);
 
     beforeAll(async () => {
       [project, worker] = await Promise.all([exampleProject(engine), startTestWorker(namespace)]);
@@ -326,32 +341,45 @@ export function mirrorLayer(engine: Engine, namespace: TestNamespace): void {
       expect(await snapshotSchema(project, PROD)).toEqual({});
     });
 
-    it('refreshes the raw layer, and deploys then build from it instead of the live sources', async () => {
-      const refresh = await worker.refreshMirror({ projectDir: project.dir });
-      expect(refresh.status, refresh.reason).toBe('published');
-      expect(refresh.strategy).toBe('mirror');
-      expect((await rawLayer())['raw_orders']?.rows).toBe(600);
+    it(
+      'refreshes the raw layer, and deploys then build from it instead of the live sources',
+      async () => {
+        const refresh = await worker.refreshMirror({ projectDir: project.dir });
+        expect(refresh.status, refresh.reason).toBe('published');
+        expect(refresh.strategy).toBe('mirror');
+        expect((await rawLayer())['raw_orders']?.rows).toBe(600);
+        // The snapshot reads the source, so it is part of the raw layer: the refresh published it.
+        expect((await rawLayer())[SNAPSHOT]?.rows).toBe(200);
 
-      await appendRawOrders(project.raw, { orders: 50 });
-      const deploy = await worker.deploy({ projectDir: project.dir });
-      expect(deploy.status, deploy.reason).toBe('published');
-      // The 50 new source orders are not in prod: the deploy read the raw layer, not the source.
-      expect((await orderCoverage(project)).rows).toBe(600);
-    });
+        await appendRawOrders(project.raw, { orders: 50 });
+        await changeCustomerEmails(project.raw, [5]);
+        const deploy = await worker.deploy({ projectDir: project.dir });
+        expect(deploy.status, deploy.reason).toBe('published');
+        // The 50 new source orders are not in prod: the deploy read the raw layer, not the source; nor
+        // did it run the raw layer's snapshot over the changed customer.
+        expect((await orderCoverage(project)).rows).toBe(600);
+        expect((await rawLayer())[SNAPSHOT]?.rows).toBe(200);
+      },
+      perDeploy(2),
+    );
 
-    it('keeps the last good raw copy when a source is down, and the next deploy still publishes', async () => {
-      const before = await rawLayer();
-      await look(project.raw, (read) => read('DROP TABLE raw.payments'));
+    it(
+      'keeps the last good raw copy when a source is down, and the next deploy still publishes',
+      async () => {
+        const before = await rawLayer();
+        await look(project.raw, (read) => read('DROP TABLE raw.payments'));
 
-      const refresh = await worker.refreshMirror({ projectDir: project.dir });
-      expect(refresh.status).toBe('failed');
-      expect(refresh.reason).toContain('raw_payments');
-      expect(await rawLayer()).toEqual(before);
-      if (engine === 'duckdb') await keepHistory(worker, refresh.workflowId, 'mirror-source-down');
+        const refresh = await worker.refreshMirror({ projectDir: project.dir });
+        expect(refresh.status).toBe('failed');
+        expect(refresh.reason).toContain('raw_payments');
+        expect(await rawLayer()).toEqual(before);
+        if (engine === 'duckdb') await keepHistory(worker, refresh.workflowId, 'mirror-source-down');
 
-      const deploy = await worker.deploy({ projectDir: project.dir });
-      expect(deploy.status, deploy.reason).toBe('published');
-      expect((await orderCoverage(project)).rows).toBe(600);
-    });
+        const deploy = await worker.deploy({ projectDir: project.dir });
+        expect(deploy.status, deploy.reason).toBe('published');
+        expect((await orderCoverage(project)).rows).toBe(600);
+      },
+      perDeploy(2),
+    );
   });
 }
