@@ -190,7 +190,7 @@ export async function runDbt(invocation: DbtInvocation): Promise<DbtOutcome> {
         .split('\n')
         .at(-1) ??
       '';
-    const message = `dbt ${invocation.args[0]} failed (exit ${exitCode}): ${detail}`;
+    const message = `dbt ${invocation.args[0]} failed (exit ${exitCode}): ${oneLine(detail)}`;
     if (classifyDbtFailure(detail).kind === 'transient') throw new DbtTransientError(message);
     throw new DbtInvocationError(message);
   }
@@ -271,4 +271,18 @@ function applyEvent(progress: DbtProgress, event: DbtEvent): boolean {
   if (node?.node_status) progress.lastStatus = node.node_status;
   if (node?.node_status && !['success', 'pass'].includes(node.node_status)) progress.failed += 1;
   return true;
+}
+
+/**
+ * dbt's error events span lines (a heading, the database's own lines, at times a Python traceback);
+ * a deploy's reason is one line: the heading and details joined, a traceback cut to its last line.
+ */
+export function oneLine(text: string): string {
+  const lines = text
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line !== '' && line !== 'Encountered an error:');
+  const traceback = lines.findIndex((line) => line.startsWith('Traceback (most recent call last)'));
+  const kept = traceback < 0 ? lines : [...lines.slice(0, traceback), ...lines.slice(-1)];
+  return kept.join(' ');
 }

@@ -1,6 +1,6 @@
 /**
- * `npm run chaos -- [--trials N] [--seed S] [--parallel P] [--only I,J] [--resume] [--no-doc]`: the
- * chaos run (see docs/reliability.md). Starts its own Temporal dev server and PostgreSQL cluster, runs
+ * `npm run chaos -- [--trials N] [--seed S] [--parallel P] [--only I,J] [--resume] [--kind K]
+ * [--engine E] [--timeout SECONDS] [--no-doc]`: the chaos run (see docs/reliability.md). Starts its own Temporal dev server and PostgreSQL cluster, runs
  * N trials drawn from the seed (a few at once: much of a trial is waiting for a heartbeat timeout),
  * prints the table of faults and outcomes and writes it into docs/reliability.md with the command that
  * made it. Each outcome is also appended to .test-runs/chaos/seed<S>.jsonl; `--resume` skips the
@@ -14,7 +14,15 @@ import { parseArgs } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
 import { startDevServer } from '../client/dev-server.js';
 import { bundleDeployWorkflows } from '../worker/worker.js';
-import { drawTrial, type TrialSpec } from '../test/chaos/faults.js';
+import {
+  type ChaosEngine,
+  drawTrial,
+  ENGINES,
+  EXTRA_FAULT_KINDS,
+  FAULT_KINDS,
+  type FaultKind,
+  type TrialSpec,
+} from '../test/chaos/faults.js';
 import { formatTables, trialName, writeReliabilityDoc } from '../test/chaos/report.js';
 import { type ChaosEnvironment, runTrial, type TrialOutcome } from '../test/chaos/trial.js';
 import { startPostgres } from '../test/support/postgres.js';
@@ -28,6 +36,9 @@ const { values } = parseArgs({
     parallel: { type: 'string', default: '3' },
     only: { type: 'string' },
     resume: { type: 'boolean', default: false },
+    kind: { type: 'string' },
+    engine: { type: 'string' },
+    timeout: { type: 'string', default: '600' },
     'no-doc': { type: 'boolean', default: false },
   },
 });
@@ -39,8 +50,21 @@ if (!Number.isInteger(trials) || trials < 1 || !Number.isInteger(seed) || !Numbe
   process.exit(2);
 }
 const only = values.only?.split(',').map(Number);
+const fixed = {
+  ...(values.kind ? { kind: values.kind as FaultKind } : {}),
+  ...(values.engine ? { engine: values.engine as ChaosEngine } : {}),
+};
+if (
+  (fixed.kind && ![...FAULT_KINDS, ...EXTRA_FAULT_KINDS].includes(fixed.kind)) ||
+  (fixed.engine && !ENGINES.includes(fixed.engine))
+) {
+  console.error(
+    `chaos: --kind takes ${[...FAULT_KINDS, ...EXTRA_FAULT_KINDS].join(', ')}; --engine takes ${ENGINES.join(', ')}`,
+  );
+  process.exit(2);
+}
 const specs: TrialSpec[] = (only ?? Array.from({ length: trials }, (_, i) => i)).map((i) =>
-  drawTrial(seed, i),
+  drawTrial(seed, i, fixed),
 );
 const logDir = join(ROOT, '.test-runs', 'chaos');
 const resultsFile = join(logDir, `seed${seed}.jsonl`);
@@ -54,7 +78,7 @@ const earlier: TrialOutcome[] = values.resume
   : [];
 // A fresh run starts a fresh results file; only --resume reads what an earlier one left.
 if (!values.resume) await writeFile(resultsFile, '');
-const command = `npm run chaos -- --trials ${trials} --seed ${seed} --parallel ${parallel}${values.only ? ` --only ${values.only}` : ''}${values.resume ? ' --resume' : ''}`;
+const command = `npm run chaos -- --trials ${trials} --seed ${seed} --parallel ${parallel}${values.only ? ` --only ${values.only}` : ''}${values.resume ? ' --resume' : ''}${values.kind ? ` --kind ${values.kind}` : ''}${values.engine ? ` --engine ${values.engine}` : ''}`;
 process.env['DBT_SEND_ANONYMOUS_USAGE_STATS'] = 'false';
 process.env['DO_NOT_TRACK'] = '1';
 
@@ -76,6 +100,7 @@ const env: ChaosEnvironment = {
   postgres,
   scratchRoot,
   logDir,
+  trialTimeoutMs: Number(values.timeout) * 1000,
 };
 
 const started = Date.now();

@@ -14,7 +14,12 @@ export const CHAOS_STRATEGIES = ['blue-green', 'clone-back', 'wap', 'wac'] as co
 export type ChaosStrategy = (typeof CHAOS_STRATEGIES)[number];
 
 export const FAULT_KINDS = ['kill-worker', 'warehouse-error', 'kill-dbt', 'stall'] as const;
-export type FaultKind = (typeof FAULT_KINDS)[number];
+/**
+ * Drawn only when asked for (`--kind stall-dbt`): SIGSTOP on dbt alone, the worker lives. Known to
+ * hang until the step's start-to-close timeout (docs/reliability.md, not covered).
+ */
+export const EXTRA_FAULT_KINDS = ['stall-dbt'] as const;
+export type FaultKind = (typeof FAULT_KINDS)[number] | (typeof EXTRA_FAULT_KINDS)[number];
 
 /** Handed to the chaos worker as CHAOS_FAULT. */
 export interface Fault {
@@ -96,11 +101,12 @@ export function drawTrial(
   const strategy = fixed.strategy ?? pick(CHAOS_STRATEGIES);
   const kind = fixed.kind ?? pick(FAULT_KINDS);
   const steps = planSteps(engine, strategy);
-  const candidates = kind === 'kill-dbt' ? steps.filter((s) => DBT_ACTIVITIES.includes(s.activity)) : steps;
+  const onDbt = kind === 'kill-dbt' || kind === 'stall-dbt';
+  const candidates = onDbt ? steps.filter((s) => DBT_ACTIVITIES.includes(s.activity)) : steps;
   const step = pick(candidates);
   // dbt runs for seconds, a warehouse step for a fraction of one: a longer delay would land past the
   // end of the plan.
-  const runsDbt = kind === 'kill-dbt' || DBT_ACTIVITIES.includes(step.activity);
+  const runsDbt = onDbt || DBT_ACTIVITIES.includes(step.activity);
   const delayMs = Math.floor(random() * (runsDbt ? 4_000 : 300));
   const spec: TrialSpec = { index, seed, engine, strategy, kind, stepId: step.id, delayMs };
   if (kind === 'warehouse-error') {
@@ -116,7 +122,8 @@ export function describeFault(spec: TrialSpec): string {
     case 'warehouse-error':
       return `warehouse-error ${spec.when} ${spec.stepId}${spec.persistent ? ' (every attempt)' : ' (first attempt)'}`;
     case 'kill-dbt':
-      return `kill-dbt from ${spec.stepId}, ${spec.delayMs} ms into dbt`;
+    case 'stall-dbt':
+      return `${spec.kind} from ${spec.stepId}, ${spec.delayMs} ms into dbt`;
     default:
       return `${spec.kind} ${spec.delayMs} ms into ${spec.stepId}`;
   }

@@ -3,7 +3,7 @@
  * broke. Markdown, so the same text prints on the terminal and lands in docs/reliability.md.
  */
 import { readFile, writeFile } from 'node:fs/promises';
-import { describeFault, FAULT_KINDS, type TrialSpec } from './faults.js';
+import { describeFault, EXTRA_FAULT_KINDS, FAULT_KINDS, type TrialSpec } from './faults.js';
 import type { TrialOutcome, TrialStatus } from './trial.js';
 
 const STATUSES: TrialStatus[] = ['published', 'rolled_back', 'aborted', 'failed', 'hung', 'setup-failed'];
@@ -20,7 +20,9 @@ export function formatTables(outcomes: TrialOutcome[]): string {
   const lines = [
     row(['fault', ...header]),
     row(['---', ...header.map(() => '---:')]),
-    ...FAULT_KINDS.map((kind) => row([kind, ...counts(outcomes.filter((o) => o.spec.kind === kind))])),
+    ...[...FAULT_KINDS, ...EXTRA_FAULT_KINDS]
+      .filter((kind) => FAULT_KINDS.includes(kind as never) || outcomes.some((o) => o.spec.kind === kind))
+      .map((kind) => row([kind, ...counts(outcomes.filter((o) => o.spec.kind === kind))])),
     row(['**all**', ...counts(outcomes).map((n) => `**${n}**`)]),
     '',
     row(['engine', 'strategy', 'trials', 'published', 'not published', 'invariants broken']),

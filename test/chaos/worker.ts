@@ -9,6 +9,7 @@
  * - `kill-worker`: SIGKILL to the whole process group (worker and dbt), as when a machine dies.
  * - `stall`: SIGSTOP to the whole process group: no heartbeats, no progress; the trial resumes it later.
  * - `kill-dbt`: SIGKILL to the next dbt process this worker runs, the worker itself lives on.
+ * - `stall-dbt`: SIGSTOP to that dbt process instead (drawn only on request).
  * - `warehouse-error`: a MOCK (named so): the step throws the error a dropped warehouse connection
  *   gives, before or after its real work (after: the work committed, the answer was lost), on the
  *   first attempt only or on every attempt.
@@ -62,7 +63,8 @@ function fireProcessFault(f: Fault, activity: string): void {
         process.kill(-process.pid, 'SIGSTOP');
       }, f.delayMs);
       return;
-    case 'kill-dbt': {
+    case 'kill-dbt':
+    case 'stall-dbt': {
       // From this point on, the next dbt process that runs is killed `delayMs` after it is seen.
       const poll = setInterval(() => {
         const [pid] = dbtChildren();
@@ -71,7 +73,7 @@ function fireProcessFault(f: Fault, activity: string): void {
         setTimeout(() => {
           say({ ...point, dbtPid: pid, dbtAlive: dbtChildren().includes(pid) });
           try {
-            process.kill(pid, 'SIGKILL');
+            process.kill(pid, f.kind === 'kill-dbt' ? 'SIGKILL' : 'SIGSTOP');
           } catch {
             // dbt ended first: the fault missed, which the trial reports.
           }
