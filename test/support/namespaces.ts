@@ -7,5 +7,6 @@ export const TEST_NAMESPACES = [
   'test-ui',
   'test-crash',
   'test-ops',
+  'test-snowflake',
 ] as const;
 export type TestNamespace = (typeof TEST_NAMESPACES)[number];
