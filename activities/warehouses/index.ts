@@ -4,7 +4,6 @@ import type { StatementLog, WarehouseAdapter } from './adapter.js';
 import { BigQueryAdapter, type JobTag } from './bigquery/adapter.js';
 import { DuckDbAdapter } from './duckdb/adapter.js';
 import { PostgresAdapter } from './postgres/adapter.js';
-import { SnowflakeAdapter } from './snowflake/adapter.js';
 
 /** The key under which dbt and the worker take turns on a warehouse; shared with the dbt runner. */
 export function turnKey(connection: WarehouseConnection): string {
@@ -55,7 +54,10 @@ async function open(
       return PostgresAdapter.open(connection, log);
     case 'bigquery':
       return BigQueryAdapter.open(connection, log, tag);
-    case 'snowflake':
+    case 'snowflake': {
+      // Loaded on first use: the driver pulls in cloud SDKs that DuckDB and PostgreSQL workers never need.
+      const { SnowflakeAdapter } = await import('./snowflake/adapter.js');
       return SnowflakeAdapter.open(connection, log, tag);
+    }
   }
 }

@@ -17,5 +17,6 @@ export const TEST_NAMESPACES = [
   'test-package',
   'test-secure',
   'test-hosts',
+  'test-snowflake',
 ] as const;
 export type TestNamespace = (typeof TEST_NAMESPACES)[number];
