@@ -30,6 +30,8 @@ const AUDIT = 'analytics_audit';
 const TAGGED = ['customer_revenue', 'dim_customers', 'fct_orders', 'util_calendar'];
 const RAW = ['raw_customers', 'raw_orders', 'raw_payments'];
 const TABLES = ['dim_customers', 'fct_orders', 'util_calendar', ...RAW];
+/** Each deploy on the emulator takes one to three minutes on a 2-core machine; some tests run two. */
+const SLOW = 480_000;
 const EVERY_MODEL = [...TAGGED, ...RAW, 'stg_customers', 'stg_orders', 'stg_payments'].sort();
 
 /** The jobs a deploy ran, found by the ids the adapter derives from the deploy. */
@@ -67,112 +69,132 @@ describe.sequential('every BigQuery strategy on the emulator', () => {
   });
   afterAll(async () => worker?.stop());
 
-  it('clone-back publishes every model at T, each job labelled and named after the deploy and step', async () => {
-    const result = await deploy('clone-back');
-
-    expect(result.status, result.reason).toBe('published');
-    const prod = await snapshotSchema(project, PROD);
-    expect(Object.keys(prod).sort()).toEqual(EVERY_MODEL);
-    expect(prod['customer_revenue']?.kind).toBe('view');
-    expect(await orderCoverage(project)).toEqual({ rows: 600, distinct: 600, missing: 0 });
-    expect(prod).toEqual(pick(await snapshotSchema(project, STAGING), EVERY_MODEL));
-    expect(await backupSchemas(project)).toHaveLength(1);
-    // The emulator keeps job ids and the labels of copy jobs (not those of query jobs).
-    const jobs = await jobsOf(project, result.deployId);
-    const copies = jobs.filter((j) => j.copy);
-    expect(copies.length).toBeGreaterThanOrEqual(TABLES.length);
-    expect(copies.every((j) => j.labels?.['dbt_deploy_step'] === 'publish_relations')).toBe(true);
-    prodAfter['T'] = prod;
-  });
-
-  it('stops at a failing audit with prod checksums unchanged and no backup taken', async () => {
-    const backups = await backupSchemas(project);
-    const result = await deploy('clone-back', '{break_audit: true}');
-
-    expect(result.status).toBe('failed');
-    expect(result.reason).toContain('accepted_values_stg_orders_status');
-    expect(await snapshotSchema(project, PROD)).toEqual(prodAfter['T']);
-    expect(await backupSchemas(project)).toEqual(backups);
-  });
-
-  it('clone-back at T+1 and T+2 keeps every source row of the incremental model exactly once', async () => {
-    for (const [at, expected] of [
-      ['T+1', 650],
-      ['T+2', 700],
-    ] as const) {
-      await appendRawOrders(project.raw, { orders: 50 });
+  it(
+    'clone-back publishes every model at T, each job labelled and named after the deploy and step',
+    async () => {
       const result = await deploy('clone-back');
-      expect(result.status, `${at}: ${result.reason}`).toBe('published');
-      expect(await orderCoverage(project), at).toEqual({ rows: expected, distinct: expected, missing: 0 });
-      prodAfter[at] = await snapshotSchema(project, PROD);
-    }
-  });
 
-  it('wac: a fault after publish restores prod exactly from its snapshots', async () => {
-    const backups = await backupSchemas(project);
-    await appendRawOrders(project.raw, { orders: 40 });
-    const faulty = await startTestWorker('test-bigquery', withInjectedFault('verifyProd', 'verify'));
-    let result: DeployResult;
-    try {
-      result = await faulty.deploy({ projectDir: project.dir, strategy: 'wac' });
-    } finally {
-      await faulty.stop();
-    }
+      expect(result.status, result.reason).toBe('published');
+      const prod = await snapshotSchema(project, PROD);
+      expect(Object.keys(prod).sort()).toEqual(EVERY_MODEL);
+      expect(prod['customer_revenue']?.kind).toBe('view');
+      expect(await orderCoverage(project)).toEqual({ rows: 600, distinct: 600, missing: 0 });
+      expect(prod).toEqual(pick(await snapshotSchema(project, STAGING), EVERY_MODEL));
+      expect(await backupSchemas(project)).toHaveLength(1);
+      // The emulator keeps job ids and the labels of copy jobs (not those of query jobs).
+      const jobs = await jobsOf(project, result.deployId);
+      const copies = jobs.filter((j) => j.copy);
+      expect(copies.length).toBeGreaterThanOrEqual(TABLES.length);
+      expect(copies.every((j) => j.labels?.['dbt_deploy_step'] === 'publish_relations')).toBe(true);
+      prodAfter['T'] = prod;
+    },
+    SLOW,
+  );
 
-    expect(result.status).toBe('rolled_back');
-    const compensated = result.steps.filter((s) => s.status === 'compensated').map((s) => s.id);
-    expect(compensated).toEqual(expect.arrayContaining(['publish-tables', 'publish-views']));
-    expect(await snapshotSchema(project, PROD)).toEqual(prodAfter['T+2']);
-    expect(await backupSchemas(project)).toEqual(backups);
-  });
+  it(
+    'stops at a failing audit with prod checksums unchanged and no backup taken',
+    async () => {
+      const backups = await backupSchemas(project);
+      const result = await deploy('clone-back', '{break_audit: true}');
 
-  it('wac publishes the tagged tables; prod matches staging', async () => {
-    const result = await deploy('wac');
+      expect(result.status).toBe('failed');
+      expect(result.reason).toContain('accepted_values_stg_orders_status');
+      expect(await snapshotSchema(project, PROD)).toEqual(prodAfter['T']);
+      expect(await backupSchemas(project)).toEqual(backups);
+    },
+    SLOW,
+  );
 
-    expect(result.status, result.reason).toBe('published');
-    const prod = await snapshotSchema(project, PROD);
-    expect(pick(prod, TAGGED)).toEqual(pick(await snapshotSchema(project, STAGING), TAGGED));
-    expect(await orderCoverage(project)).toEqual({ rows: 740, distinct: 740, missing: 0 });
-    prodAfter['wac'] = prod;
-  });
+  it(
+    'wac at T+1 and T+2: the incremental model holds every source row exactly once, prod matches staging',
+    async () => {
+      for (const [at, expected] of [
+        ['T+1', 650],
+        ['T+2', 700],
+      ] as const) {
+        await appendRawOrders(project.raw, { orders: 50 });
+        const result = await deploy('wac');
+        expect(result.status, `${at}: ${result.reason}`).toBe('published');
+        expect(await orderCoverage(project), at).toEqual({ rows: expected, distinct: expected, missing: 0 });
+        const prod = await snapshotSchema(project, PROD);
+        expect(pick(prod, TAGGED), at).toEqual(pick(await snapshotSchema(project, STAGING), TAGGED));
+        prodAfter[at] = prod;
+      }
+    },
+    SLOW,
+  );
 
-  it('wap rebuilds the tagged models in prod from the audited layers below them', async () => {
-    const result = await deploy('wap');
+  it(
+    'wac: a fault after publish restores prod exactly from its snapshots',
+    async () => {
+      const backups = await backupSchemas(project);
+      await appendRawOrders(project.raw, { orders: 40 });
+      const faulty = await startTestWorker('test-bigquery', withInjectedFault('verifyProd', 'verify'));
+      let result: DeployResult;
+      try {
+        result = await faulty.deploy({ projectDir: project.dir, strategy: 'wac' });
+      } finally {
+        await faulty.stop();
+      }
 
-    expect(result.status, result.reason).toBe('published');
-    const prod = await snapshotSchema(project, PROD);
-    expect(pick(prod, TAGGED)).toEqual(pick(await snapshotSchema(project, AUDIT), TAGGED));
-    expect(await orderCoverage(project)).toEqual({ rows: 740, distinct: 740, missing: 0 });
-    deploys['wap'] = result;
-  });
+      expect(result.status).toBe('rolled_back');
+      const compensated = result.steps.filter((s) => s.status === 'compensated').map((s) => s.id);
+      expect(compensated).toEqual(expect.arrayContaining(['publish-tables', 'publish-views']));
+      expect(await snapshotSchema(project, PROD)).toEqual(prodAfter['T+2']);
+      expect(await backupSchemas(project)).toEqual(backups);
+    },
+    SLOW,
+  );
 
-  it('rolls back to before the latest deploy by restore copy jobs, twice to the same prod', async () => {
-    const latest = deploys['wap']!.deployId;
-    const first = await worker.rollback({ projectDir: project.dir });
-    expect(first.status, first.reason).toBe('published');
-    expect(first.steps[0]?.summary).toContain(latest);
-    expect(await snapshotSchema(project, PROD)).toEqual(prodAfter['wac']);
+  it(
+    'wap rebuilds the tagged models in prod from the audited layers below them',
+    async () => {
+      const result = await deploy('wap');
 
-    const again = await worker.rollback({ projectDir: project.dir, to: latest });
-    expect(again.status, again.reason).toBe('published');
-    expect(await snapshotSchema(project, PROD)).toEqual(prodAfter['wac']);
-    // backups.keep (3) bounds what stays, the rollbacks' own included.
-    expect((await backupSchemas(project)).length).toBeLessThanOrEqual(3);
-  });
+      expect(result.status, result.reason).toBe('published');
+      const prod = await snapshotSchema(project, PROD);
+      expect(pick(prod, TAGGED)).toEqual(pick(await snapshotSchema(project, AUDIT), TAGGED));
+      expect(await orderCoverage(project)).toEqual({ rows: 740, distinct: 740, missing: 0 });
+      deploys['wap'] = result;
+    },
+    SLOW,
+  );
 
-  it('mirror refreshes the raw layer from the sources, and keeps the last good copy when one is down', async () => {
-    const config = join(project.dir, 'deploy.yml');
-    await writeFile(config, `${await readFile(config, 'utf8')}mirror:\n  select: ['tag:raw']\n`);
-    const refresh = await worker.refreshMirror({ projectDir: project.dir });
-    expect(refresh.status, refresh.reason).toBe('published');
-    const layer = pick(await snapshotSchema(project, PROD), RAW);
-    expect(layer['raw_orders']?.rows).toBe(740);
-    expect(layer['raw_customers']?.rows).toBe(200);
+  it(
+    'rolls back to before the latest deploy by restore copy jobs, twice to the same prod',
+    async () => {
+      const latest = deploys['wap']!.deployId;
+      const first = await worker.rollback({ projectDir: project.dir });
+      expect(first.status, first.reason).toBe('published');
+      expect(first.steps[0]?.summary).toContain(latest);
+      expect(await snapshotSchema(project, PROD)).toEqual(prodAfter['T+2']);
 
-    await look(project.raw, (read) => read('DROP TABLE raw.payments'));
-    const down = await worker.refreshMirror({ projectDir: project.dir });
-    expect(down.status).toBe('failed');
-    expect(down.reason).toContain('raw_payments');
-    expect(pick(await snapshotSchema(project, PROD), RAW)).toEqual(layer);
-  });
+      const again = await worker.rollback({ projectDir: project.dir, to: latest });
+      expect(again.status, again.reason).toBe('published');
+      expect(await snapshotSchema(project, PROD)).toEqual(prodAfter['T+2']);
+      // backups.keep (3) bounds what stays, the rollbacks' own included.
+      expect((await backupSchemas(project)).length).toBeLessThanOrEqual(3);
+    },
+    SLOW,
+  );
+
+  it(
+    'mirror refreshes the raw layer from the sources, and keeps the last good copy when one is down',
+    async () => {
+      const config = join(project.dir, 'deploy.yml');
+      await writeFile(config, `${await readFile(config, 'utf8')}mirror:\n  select: ['tag:raw']\n`);
+      const refresh = await worker.refreshMirror({ projectDir: project.dir });
+      expect(refresh.status, refresh.reason).toBe('published');
+      const layer = pick(await snapshotSchema(project, PROD), RAW);
+      expect(layer['raw_orders']?.rows).toBe(740);
+      expect(layer['raw_customers']?.rows).toBe(200);
+
+      await look(project.raw, (read) => read('DROP TABLE raw.payments'));
+      const down = await worker.refreshMirror({ projectDir: project.dir });
+      expect(down.status).toBe('failed');
+      expect(down.reason).toContain('raw_payments');
+      expect(pick(await snapshotSchema(project, PROD), RAW)).toEqual(layer);
+    },
+    SLOW,
+  );
 });

@@ -128,6 +128,9 @@ export class BigQueryAdapter implements WarehouseAdapter {
         else if (attempt >= 3 || !mayHaveFailedInTransit(error)) throw error;
       }
     }
+    // A job refused when it was inserted says why there; polling it later would only find no job.
+    const refused = started.metadata?.status?.errorResult;
+    if (refused) throw new Error(`${String(refused.message ?? refused.reason)} (job ${id})`);
     if (job.kind === 'copy') {
       await started.promise();
       return [];
@@ -274,8 +277,11 @@ export class BigQueryAdapter implements WarehouseAdapter {
     for (const entry of backup.entries.filter((e) => e.kind === 'view')) {
       const sql = views.get(this.dialect.relationKey(entry.prod));
       if (!sql) continue;
+      const current = await this.relationKind(entry.prod);
+      // A view that already reads as it did needs no job (and readers see no churn).
+      if (current === 'view' && (await this.viewDefinition(entry.prod)) === sql) continue;
       await this.ensureDataset(entry.prod);
-      await this.runAll(viewJobs(entry.prod, sql, await this.relationKind(entry.prod)));
+      await this.runAll(viewJobs(entry.prod, sql, current));
     }
     for (const entry of backup.entries.filter((e) => e.kind === 'absent'))
       await this.runAll(dropJobs(entry.prod, await this.relationKind(entry.prod)));
@@ -367,7 +373,13 @@ export class BigQueryAdapter implements WarehouseAdapter {
       await this.run({ kind: 'query', sql: createDatasetSql(location, this.connection.location) });
   }
 
+  /**
+   * The view's SQL: BigQuery's own `view.query`, or, where that is missing (the emulator), what
+   * INFORMATION_SCHEMA.VIEWS says.
+   */
   private async viewDefinition(relation: Relation): Promise<string> {
+    const query = (await this.metadata(relation))?.view?.query;
+    if (typeof query === 'string') return query;
     const rows = await this.run({ kind: 'query', sql: viewDefinitionSql(relation) });
     const sql = rows[0]?.['view_definition'];
     if (typeof sql !== 'string') throw new Error(`no definition found for view ${quoteTable(relation)}`);
