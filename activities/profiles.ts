@@ -62,10 +62,7 @@ export interface SnowflakeConnection {
 export type { BigQueryConnection };
 
 export type WarehouseConnection =
-  | DuckDbConnection
-  | PostgresConnection
-  | SnowflakeConnection
-  | BigQueryConnection;
+  DuckDbConnection | PostgresConnection | SnowflakeConnection | BigQueryConnection;
 
 export interface TargetOutput {
   type: string;
