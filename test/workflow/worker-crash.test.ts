@@ -76,11 +76,11 @@ describe('a worker killed mid-deploy', () => {
     expect(await dbtBuildIn(first)).toBe(false);
 
     const second = startWorker();
-    await until('the lost build is started again', async () => {
+    // The server moves the build to attempt 2 once its heartbeat timed out.
+    await until('the lost build is due again', async () => {
       const { raw } = await handle.describe();
-      // Attempt 2 running (PENDING_ACTIVITY_STATE_STARTED) on the new worker.
       return (raw.pendingActivities ?? []).some(
-        (a) => a.activityType?.name === 'dbtBuild' && (a.attempt ?? 0) > 1 && Number(a.state) === 2,
+        (a) => a.activityType?.name === 'dbtBuild' && (a.attempt ?? 0) > 1,
       );
     });
     const retriedAfter = (Date.now() - killedAt) / 1000;
@@ -94,7 +94,7 @@ describe('a worker killed mid-deploy', () => {
     expect(build?.attempt).toBeGreaterThan(1);
     expect(build?.lastFailure).toBe('HEARTBEAT');
     // A measurement, not a bound: the heartbeat timeout plus the retry's start on a loaded machine.
-    console.log(`the lost build was started again ${retriedAfter.toFixed(1)} s after the kill`);
+    console.log(`the lost build was due again ${retriedAfter.toFixed(1)} s after the kill`);
 
     const prod = await snapshotSchema(project, 'analytics');
     const staging = await snapshotSchema(project, 'analytics_staging');
@@ -114,7 +114,7 @@ describe('a worker killed mid-deploy', () => {
     expect(logs.map((l) => l.message)).toEqual(
       expect.arrayContaining(['worker polling', expect.stringMatching(/^draining/), 'worker stopped']),
     );
-  }, 300_000);
+  }, 600_000);
 });
 
 function killGroup(worker: WorkerProcess, signal: NodeJS.Signals): void {
