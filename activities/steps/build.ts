@@ -336,14 +336,14 @@ async function snapshotsUpToProd(
   dir: string,
 ): Promise<string> {
   if (args.target === input.targets.prod || state.syncedFromProd === args.target) return '';
-  // The build's own selection, so only the snapshots this build runs are touched.
-  const listed = await dbt(
-    parseCache,
-    input,
-    args.target,
-    [...LS_SNAPSHOTS, '--target', args.target, ...flags],
-    join(dir, 'snapshots'),
-  );
+  const ls = (target: string, extra: string[], folder: string) =>
+    dbt(parseCache, input, target, [...LS_SNAPSHOTS, '--target', target, ...extra], join(dir, folder));
+  // The build's own selection, so only the snapshots this build runs are touched. Without a relation
+  // map, prod's listing runs beside it: `dbt ls` needs no turn with the warehouse.
+  const [listed, prodListed] = await Promise.all([
+    ls(args.target, flags, 'snapshots'),
+    state.relations ? undefined : ls(input.targets.prod, [], 'snapshots-prod'),
+  ]);
   if (listed.listed.length === 0) return '';
   let prodOf: (uniqueId: string) => Relation | undefined;
   if (state.relations) {
@@ -351,15 +351,8 @@ async function snapshotsUpToProd(
     const byId = new Map(map.models.map((m) => [m.uniqueId, m.prod]));
     prodOf = (id) => byId.get(id);
   } else {
-    const prod = await dbt(
-      parseCache,
-      input,
-      input.targets.prod,
-      [...LS_SNAPSHOTS, '--target', input.targets.prod],
-      join(dir, 'snapshots-prod'),
-    );
     const byId = new Map(
-      prod.listed.map((line) => {
+      (prodListed?.listed ?? []).map((line) => {
         const node = JSON.parse(line) as ListedModel;
         return [node.unique_id, relationOf(node)] as const;
       }),
