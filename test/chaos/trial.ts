@@ -202,9 +202,10 @@ export async function runTrial(env: ChaosEnvironment, spec: TrialSpec): Promise<
     const before = await observe(project);
 
     const handle = await startDeploy(env.client, { ...prepared.input, deployId: faultId }, taskQueue);
-    const firedEvent = watchFault(env, spec, workers, first, handle);
+    // The reaction (a new worker, a thaw) runs on its own; the deploy may end before it is done.
+    void watchFault(env, spec, workers, first, handle);
     const ended = await withTimeout(env.trialTimeoutMs ?? 600_000, deployResult(handle));
-    const fired = await withTimeout(1, firedEvent);
+    const fired = await withTimeout(1, workers.fired);
     const firedAt = fired === 'timeout' ? undefined : describeFired(fired);
     if (ended === 'timeout') {
       await handle.terminate('chaos trial timed out').catch(() => undefined);
