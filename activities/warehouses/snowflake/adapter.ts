@@ -52,9 +52,14 @@ export class SnowflakeAdapter implements WarehouseAdapter {
   readonly dialect = snowflakeDialect;
 
   private constructor(
-    private readonly session: SnowflakeSession,
+    private readonly session: Pick<SnowflakeSession, 'execute' | 'close'>,
     private readonly database: string,
   ) {}
+
+  /** Over any session that runs statements: the driver's, or a test's scripted catalog. */
+  static over(session: Pick<SnowflakeSession, 'execute' | 'close'>, database: string): SnowflakeAdapter {
+    return new SnowflakeAdapter(session, database);
+  }
 
   static async open(
     target: SnowflakeConnection,
