@@ -188,7 +188,7 @@ describe('dbt-deploy CLI', () => {
     expect(result.stdout).toMatch(/1\. Build and test every model in target "staging"/);
     expect(result.stdout).toMatch(/5\. Copy the selected tables from "staging" to "prod" in one transaction/);
     expect(result.stdout).toMatch(
-      /readers of prod see: nothing during the copy: DuckDB lets no other process/,
+      /readers of prod see: tables: nothing during the copy: DuckDB lets no other process/,
     );
     expect(await snapshotSchema(project.database, 'analytics')).toEqual({});
     await expectNoDeployStarted();

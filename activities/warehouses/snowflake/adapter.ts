@@ -52,9 +52,14 @@ export class SnowflakeAdapter implements WarehouseAdapter {
   readonly dialect = snowflakeDialect;
 
   private constructor(
-    private readonly session: SnowflakeSession,
+    private readonly session: Pick<SnowflakeSession, 'execute' | 'close'>,
     private readonly database: string,
   ) {}
+
+  /** Over any session that runs statements: the driver's, or a test's scripted catalog. */
+  static over(session: Pick<SnowflakeSession, 'execute' | 'close'>, database: string): SnowflakeAdapter {
+    return new SnowflakeAdapter(session, database);
+  }
 
   static async open(
     target: SnowflakeConnection,
@@ -172,6 +177,13 @@ export class SnowflakeAdapter implements WarehouseAdapter {
 
   async replaceRelations(change: RelationChange): Promise<void> {
     // Per relation: Snowflake has no transactional DDL. Each statement below is atomic on its own.
+    // A database swap renamed the last staging database away: the next sync creates it again.
+    const databases = new Set([
+      ...change.tables.map((t) => t.to.database),
+      ...change.views.map((v) => v.to.database),
+    ]);
+    for (const database of databases)
+      await this.execute(`CREATE DATABASE IF NOT EXISTS ${this.dialect.quoteIdentifier(database)}`);
     for (const { from, to } of change.tables) {
       const [source, current] = [await this.describe(from), await this.describe(to)];
       if (source?.kind !== 'table') throw new Error(`${this.dialect.quoteRelation(from)} is not a table`);
