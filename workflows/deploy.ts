@@ -78,17 +78,42 @@ const FIXED_PLAN_PATCH = 'plan-fixed-at-start';
 const PUBLISH_BLOCKED = 'PublishBlocked';
 
 export async function deployWorkflow(input: DeployInput): Promise<DeployResult> {
-  return runPlan(input, await planOf(input, 'deploy'));
+  const patches = patchesAtStart();
+  return runPlan(input, await planOf(input, 'deploy', patches), patches);
 }
 
 /** Refreshes the raw layer; its own workflow type so the UI and `history` tell it from a deploy. */
 export async function refreshMirrorWorkflow(input: DeployInput): Promise<DeployResult> {
-  return runPlan(input, await planOf(input, 'mirror-refresh'));
+  const patches = patchesAtStart();
+  return runPlan(input, await planOf(input, 'mirror-refresh', patches), patches);
 }
 
 /** Restores prod to its state before an earlier deploy (`input.rollbackTo`, or the latest). */
 export async function rollbackWorkflow(input: DeployInput): Promise<DeployResult> {
-  return runPlan(input, await planOf(input, 'rollback'));
+  const patches = patchesAtStart();
+  return runPlan(input, await planOf(input, 'rollback', patches), patches);
+}
+
+/** Which of the workflow's changes this run (or the history it replays) has. */
+interface Patches {
+  observable: boolean;
+  fixedPlan: boolean;
+  hostPinning: boolean;
+}
+
+/**
+ * Every `patched()` check, made before the first await. A check made after the planning local
+ * activity would put its marker in the same workflow task as the activity's result, and a worker that
+ * rebuilds the run from history (after a cache eviction or a crash) meets that marker before the code
+ * has asked for it: a non-determinism error that leaves the deploy stuck. The order keeps older
+ * histories replaying: theirs begin with the observability marker, or with none.
+ */
+function patchesAtStart(): Patches {
+  return {
+    observable: patched(OBSERVABLE_PATCH),
+    fixedPlan: patched(FIXED_PLAN_PATCH),
+    hostPinning: patched(HOST_PINNING_PATCH),
+  };
 }
 
 /**
@@ -96,8 +121,8 @@ export async function rollbackWorkflow(input: DeployInput): Promise<DeployResult
  * replay reads it back instead of planning again with whatever code the worker runs now. Histories from
  * before the marker made the plan here, in workflow code, and replay that way.
  */
-async function planOf(input: DeployInput, operation: Operation): Promise<Plan> {
-  if (patched(FIXED_PLAN_PATCH)) {
+async function planOf(input: DeployInput, operation: Operation, patches: Patches): Promise<Plan> {
+  if (patches.fixedPlan) {
     try {
       return await planning.planOperation.executeWithOptions(
         { summary: `Plan the ${operation} (${input.strategy} on ${input.engine})` },
@@ -123,16 +148,16 @@ function refused(error: unknown): ApplicationFailure {
   });
 }
 
-async function runPlan(input: DeployInput, plan: Plan): Promise<DeployResult> {
+async function runPlan(input: DeployInput, plan: Plan, patches: Patches): Promise<DeployResult> {
   // Histories recorded before search attributes and reports existed replay without them.
-  const observable = patched(OBSERVABLE_PATCH);
+  const observable = patches.observable;
   const startedAt = new Date().toISOString();
   const steps: StepRecord[] = plan.steps.map((s) => ({ id: s.id, title: s.title, status: 'pending' }));
   const compensations: Compensation[] = [];
   const gate = approvalGateIndex(plan, input);
   let state: DeployState = { artifacts: {} };
   // Deploys started before host pinning keep running every step on the shared queue.
-  const hosts = patched(HOST_PINNING_PATCH) ? new HostPinnedSteps(state, mergeState) : undefined;
+  const hosts = patches.hostPinning ? new HostPinnedSteps(state, mergeState) : undefined;
   let current = -1;
   let prodTouched = false;
   let phase: DeployPhase = 'preparing';
