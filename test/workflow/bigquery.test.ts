@@ -22,17 +22,21 @@ import {
   type TestWorker,
   withInjectedFault,
 } from '../support/harness.js';
-import { backupSchemas, orderCoverage, pick } from './scenarios.js';
+import { backupSchemas, orderCoverage, pick, seedInProd } from './scenarios.js';
 
 const PROD = 'analytics';
 const STAGING = 'analytics_staging';
 const AUDIT = 'analytics_audit';
 const TAGGED = ['customer_revenue', 'dim_customers', 'fct_orders', 'util_calendar'];
+/** The example's seed and snapshot: every deploy publishes them, as on DuckDB and PostgreSQL. */
+const SEED = 'customer_segments';
+const SNAPSHOT = 'customers_snapshot';
+const WITH_EVERY_DEPLOY = [...TAGGED, SEED, SNAPSHOT].sort();
 const RAW = ['raw_customers', 'raw_orders', 'raw_payments'];
-const TABLES = ['dim_customers', 'fct_orders', 'util_calendar', ...RAW];
+const TABLES = ['dim_customers', 'fct_orders', 'util_calendar', SEED, SNAPSHOT, ...RAW];
 /** Each deploy on the emulator takes one to three minutes on a 2-core machine; some tests run two. */
 const SLOW = 480_000;
-const EVERY_MODEL = [...TAGGED, ...RAW, 'stg_customers', 'stg_orders', 'stg_payments'].sort();
+const EVERY_MODEL = [...WITH_EVERY_DEPLOY, ...RAW, 'stg_customers', 'stg_orders', 'stg_payments'].sort();
 
 /** The jobs a deploy ran, found by the ids the adapter derives from the deploy. */
 async function jobsOf(
@@ -78,6 +82,11 @@ describe.sequential('every BigQuery strategy on the emulator', () => {
       const prod = await snapshotSchema(project, PROD);
       expect(Object.keys(prod).sort()).toEqual(EVERY_MODEL);
       expect(prod['customer_revenue']?.kind).toBe('view');
+      expect(await seedInProd(project)).toEqual({
+        segments: ['prospect:0-0', 'new:1-1', 'returning:2-4', 'loyal:5-'],
+        customers: 200,
+      });
+      expect(prod[SNAPSHOT]).toMatchObject({ kind: 'table', rows: 200 });
       expect(await orderCoverage(project)).toEqual({ rows: 600, distinct: 600, missing: 0 });
       expect(prod).toEqual(pick(await snapshotSchema(project, STAGING), EVERY_MODEL));
       expect(await backupSchemas(project)).toHaveLength(1);
@@ -117,7 +126,9 @@ describe.sequential('every BigQuery strategy on the emulator', () => {
         expect(result.status, `${at}: ${result.reason}`).toBe('published');
         expect(await orderCoverage(project), at).toEqual({ rows: expected, distinct: expected, missing: 0 });
         const prod = await snapshotSchema(project, PROD);
-        expect(pick(prod, TAGGED), at).toEqual(pick(await snapshotSchema(project, STAGING), TAGGED));
+        expect(pick(prod, WITH_EVERY_DEPLOY), at).toEqual(
+          pick(await snapshotSchema(project, STAGING), WITH_EVERY_DEPLOY),
+        );
         prodAfter[at] = prod;
       }
     },

@@ -81,7 +81,9 @@ export async function orderCoverage(
 }
 
 /** The seed's rows in prod, and what the view reading it makes of them (every customer in one segment). */
-async function seedInProd(project: ExampleProject): Promise<{ segments: string[]; customers: number }> {
+export async function seedInProd(
+  project: ExampleProject,
+): Promise<{ segments: string[]; customers: number }> {
   return look(project, async (read) => {
     const rows = await read(
       `SELECT customer_segment, min_orders, max_orders FROM ${PROD}.${SEED} ORDER BY min_orders`,
