@@ -45,12 +45,19 @@ describe.each<Engine>(['duckdb', 'postgres'])('histories on %s', (engine) => {
     await pin(worker, result, `${engine}-${strategy}-published`, 'published');
   });
 
-  if (engine === 'postgres') return;
-
-  it('duckdb: a rollback restores the deploy before', async () => {
+  it(`${engine}: a rollback restores the deploy before`, async () => {
     const result = await worker.rollback({ projectDir: project.dir });
-    await pin(worker, result, 'duckdb-rollback-published', 'published');
+    await pin(worker, result, `${engine}-rollback-published`, 'published');
   });
+
+  it(`${engine}: a mirror refresh publishes the raw layer`, async () => {
+    const config = join(project.dir, 'deploy.yml');
+    await writeFile(config, `${await readFile(config, 'utf8')}mirror:\n  select: ['tag:raw']\n`);
+    const result = await worker.refreshMirror({ projectDir: project.dir });
+    await pin(worker, result, `${engine}-mirror-published`, 'published');
+  });
+
+  if (engine === 'postgres') return;
 
   it('duckdb: a fault after publish rolls back', async () => {
     const faulty = await startTestWorker('test-histories', withInjectedFault('verifyProd', 'verify'));
@@ -71,12 +78,5 @@ describe.each<Engine>(['duckdb', 'postgres'])('histories on %s', (engine) => {
     }
     await decide(worker.client, 'jaffle_shop', 'prod', 'abort', { by: 'recorder', note: 'history' });
     await pin(worker, await deployResult(handle), 'duckdb-wac-aborted', 'aborted');
-  });
-
-  it('duckdb: a mirror refresh publishes the raw layer', async () => {
-    const config = join(project.dir, 'deploy.yml');
-    await writeFile(config, `${await readFile(config, 'utf8')}mirror:\n  select: ['tag:raw']\n`);
-    const result = await worker.refreshMirror({ projectDir: project.dir });
-    await pin(worker, result, 'duckdb-mirror-published', 'published');
   });
 });
