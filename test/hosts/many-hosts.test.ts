@@ -18,6 +18,7 @@ import { deployProgress, deployResult, newDeployId, startDeploy } from '../../cl
 import { prepareDeploy } from '../../client/preflight.js';
 import { type ExampleProject, exampleProject, ROOT, snapshotSchema } from '../support/harness.js';
 import type { TestNamespace } from '../support/namespaces.js';
+import { dbtBuildIn, killGroup, until } from '../support/processes.js';
 
 const CLI = join(ROOT, 'bin', 'dbt-deploy');
 const NAMESPACE: TestNamespace = 'test-hosts';
@@ -73,12 +74,16 @@ describe('many worker hosts', () => {
     const handle = await startDeploy(client, input, taskQueue);
 
     let running: Host | undefined;
-    await until('the build step runs dbt on one of the hosts', async () => {
-      const progress = await deployProgress(handle).catch(() => undefined);
-      if (progress?.step?.id !== 'build' || progress.step.status !== 'running') return false;
-      for (const host of hosts) if (await dbtBuildIn(host.process)) running = host;
-      return running !== undefined;
-    });
+    await until(
+      'the build step runs dbt on one of the hosts',
+      async () => {
+        const progress = await deployProgress(handle).catch(() => undefined);
+        if (progress?.step?.id !== 'build' || progress.step.status !== 'running') return false;
+        for (const host of hosts) if (await dbtBuildIn(host.process)) running = host;
+        return running !== undefined;
+      },
+      180_000,
+    );
     const lost = running!;
     const survivor = hosts.find((h) => h !== lost)!;
     killGroup(lost.process, 'SIGKILL');
@@ -112,28 +117,6 @@ describe('many worker hosts', () => {
     for (const [name, relation] of Object.entries(prod)) expect(relation, name).toEqual(staging[name]);
   }, 420_000);
 });
-
-function killGroup(worker: WorkerProcess, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-worker.pid!, signal);
-  } catch {
-    // The group is already gone.
-  }
-}
-
-/** Looks only in the worker's process group: other test files run dbt at the same time. */
-async function dbtBuildIn(worker: WorkerProcess): Promise<boolean> {
-  const found = await execa('pgrep', ['-g', String(worker.pid), '-f', 'dbt build'], { reject: false });
-  return found.exitCode === 0;
-}
-
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 180_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-}
 
 interface ActivityEvent {
   type: string;

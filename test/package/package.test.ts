@@ -23,6 +23,7 @@ const TEAM_WORKER = `
 import { fileURLToPath } from 'node:url';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { dbtDeployPlugin } from 'dbt-temporal-deploy';
+import { waitForLine } from '../support/processes.js';
 
 const connection = await NativeConnection.connect({ address: process.env.TEMPORAL_ADDRESS });
 const worker = await Worker.create({
@@ -141,25 +142,4 @@ async function listFiles(dir: string, prefix = ''): Promise<string[]> {
     ),
   );
   return nested.flat();
-}
-
-async function waitForLine(child: Child, line: string, timeoutMs: number): Promise<void> {
-  let seen = '';
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`no "${line}" within ${timeoutMs} ms:\n${seen}`)),
-      timeoutMs,
-    );
-    child.all?.on('data', (chunk: Buffer) => {
-      seen += chunk.toString();
-      if (seen.includes(line)) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    child.then(
-      () => reject(new Error(`worker exited before "${line}":\n${seen}`)),
-      (error: unknown) => reject(error instanceof Error ? error : new Error(String(error))),
-    );
-  });
 }

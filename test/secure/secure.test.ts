@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { type ExampleProject, exampleProject, ROOT, snapshotSchema } from '../support/harness.js';
 import type { TestNamespace } from '../support/namespaces.js';
 import { startTerminator, type Terminator } from './terminator.js';
+import { waitForLine } from '../support/processes.js';
 
 const CLI = join(ROOT, 'bin', 'dbt-deploy');
 const NAMESPACE: TestNamespace = 'test-secure';
@@ -149,21 +150,3 @@ describe('secured clusters', () => {
     expect(lines[0]).toMatch(message);
   });
 });
-
-async function waitForLine(child: WorkerProcess, line: string, timeoutMs: number): Promise<void> {
-  let seen = '';
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`no "${line}" within ${timeoutMs} ms:\n${seen}`)),
-      timeoutMs,
-    );
-    child.all?.on('data', (chunk: Buffer) => {
-      seen += chunk.toString();
-      if (seen.includes(line)) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    void child.then(() => reject(new Error(`worker exited before "${line}":\n${seen}`)));
-  });
-}

@@ -15,6 +15,7 @@ import { deployProgress, deployResult, newDeployId, startDeploy } from '../../cl
 import { prepareDeploy } from '../../client/preflight.js';
 import { type ExampleProject, exampleProject, ROOT, snapshotSchema } from '../support/harness.js';
 import type { TestNamespace } from '../support/namespaces.js';
+import { dbtBuildIn, killGroup, until } from '../support/processes.js';
 
 const CLI = join(ROOT, 'bin', 'dbt-deploy');
 const NAMESPACE: TestNamespace = 'test-crash';
@@ -116,28 +117,6 @@ describe('a worker killed mid-deploy', () => {
     );
   }, 600_000);
 });
-
-function killGroup(worker: WorkerProcess, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-worker.pid!, signal);
-  } catch {
-    // The group is already gone.
-  }
-}
-
-/** Looks only in the worker's process group: other test files run dbt at the same time. */
-async function dbtBuildIn(worker: WorkerProcess): Promise<boolean> {
-  const found = await execa('pgrep', ['-g', String(worker.pid), '-f', 'dbt build'], { reject: false });
-  return found.exitCode === 0;
-}
-
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 120_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-}
 
 async function within(ms: number, worker: WorkerProcess): Promise<Result> {
   let timer: NodeJS.Timeout | undefined;
