@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createExampleWorkspace, type ExampleWorkspace } from '../../examples/jaffle_shop/workspace.js';
 import { ROOT, snapshotSchema } from '../support/harness.js';
 import type { TestNamespace } from '../support/namespaces.js';
+import { waitForLine } from '../support/processes.js';
 
 const NAMESPACE: TestNamespace = 'test-package';
 
@@ -23,7 +24,6 @@ const TEAM_WORKER = `
 import { fileURLToPath } from 'node:url';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { dbtDeployPlugin } from 'dbt-temporal-deploy';
-import { waitForLine } from '../support/processes.js';
 
 const connection = await NativeConnection.connect({ address: process.env.TEMPORAL_ADDRESS });
 const worker = await Worker.create({
