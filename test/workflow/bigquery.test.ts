@@ -23,16 +23,20 @@ import {
   type TestWorker,
   withInjectedFault,
 } from '../support/harness.js';
-import { backupSchemas, orderCoverage, pick, seedInProd } from './scenarios.js';
+import {
+  AUDIT,
+  backupSchemas,
+  orderCoverage,
+  pick,
+  PROD,
+  SEED,
+  seedInProd,
+  SNAPSHOT,
+  STAGING,
+  TAGGED,
+  WITH_EVERY_DEPLOY,
+} from './scenarios.js';
 
-const PROD = 'analytics';
-const STAGING = 'analytics_staging';
-const AUDIT = 'analytics_audit';
-const TAGGED = ['customer_revenue', 'dim_customers', 'fct_orders', 'util_calendar'];
-/** The example's seed and snapshot: every deploy publishes them, as on DuckDB and PostgreSQL. */
-const SEED = 'customer_segments';
-const SNAPSHOT = 'customers_snapshot';
-const WITH_EVERY_DEPLOY = [...TAGGED, SEED, SNAPSHOT].sort();
 const RAW = ['raw_customers', 'raw_orders', 'raw_payments'];
 const TABLES = ['dim_customers', 'fct_orders', 'util_calendar', SEED, SNAPSHOT, ...RAW];
 /** Each deploy on the emulator takes one to three minutes on a 2-core machine; some tests run two. */

@@ -23,15 +23,15 @@ import {
 } from '../support/harness.js';
 import type { TestNamespace } from '../support/namespaces.js';
 
-const PROD = 'analytics';
-const STAGING = 'analytics_staging';
-const AUDIT = 'analytics_audit';
-const TAGGED = ['customer_revenue', 'dim_customers', 'fct_orders', 'util_calendar'];
+export const PROD = 'analytics';
+export const STAGING = 'analytics_staging';
+export const AUDIT = 'analytics_audit';
+export const TAGGED = ['customer_revenue', 'dim_customers', 'fct_orders', 'util_calendar'];
 /** The example's seed (read by the customer_revenue view) and snapshot (read by dim_customers). */
-const SEED = 'customer_segments';
-const SNAPSHOT = 'customers_snapshot';
+export const SEED = 'customer_segments';
+export const SNAPSHOT = 'customers_snapshot';
 /** What every deploy publishes, whatever the strategy: the tagged models, the seeds and the snapshots. */
-const WITH_EVERY_DEPLOY = [...TAGGED, SEED, SNAPSHOT].sort();
+export const WITH_EVERY_DEPLOY = [...TAGGED, SEED, SNAPSHOT].sort();
 const EVERY_MODEL = [
   ...WITH_EVERY_DEPLOY,
   'raw_customers',
