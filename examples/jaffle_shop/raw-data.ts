@@ -20,8 +20,15 @@ export interface BigQueryRawTarget {
   rawDataset?: string;
 }
 
-/** A DuckDB file's path, or how to reach a PostgreSQL database or a BigQuery project. */
-export type RawTarget = string | { postgres: pg.ClientConfig } | { bigquery: BigQueryRawTarget };
+/**
+ * A DuckDB file's path, or how to reach a PostgreSQL database or a BigQuery project, or any session
+ * that runs a statement and returns its rows with lower-case column names (a Snowflake stand-in's).
+ */
+export type RawTarget =
+  | string
+  | { postgres: pg.ClientConfig }
+  | { bigquery: BigQueryRawTarget }
+  | { execute: (sql: string) => Promise<Record<string, unknown>[]> };
 
 export interface RawDataOptions {
   customers?: number;
@@ -171,6 +178,12 @@ async function withDatabase(
     await work(async (sql) => {
       await query(sql);
     }, query);
+    return;
+  }
+  if (typeof target === 'object' && 'execute' in target) {
+    await work(async (sql) => {
+      await target.execute(sql);
+    }, target.execute);
     return;
   }
   if (typeof target !== 'string') {

@@ -2,7 +2,8 @@
  * fakesnow, a local stand-in for Snowflake's HTTP protocol over one in-memory DuckDB, started on
  * loopback for a test file, and a shim in front of it for the Node driver. fakesnow answers SELECT,
  * SHOW and DDL with Arrow result sets only (`rowsetBase64`), and snowflake-sdk reads JSON result sets
- * only: the shim decodes each Arrow answer into the JSON `rowset` the driver expects. Test harness
+ * only: the shim decodes each Arrow answer into the JSON `rowset` the driver expects (and leaves the
+ * Python connector's answers alone: dbt-snowflake reads Arrow). Test harness
  * only: the product never talks to fakesnow and never sees the shim.
  *
  * What fakesnow does not do (FACTS §5): SWAP, database or schema clones, COPY GRANTS on tables,
@@ -56,7 +57,11 @@ export async function startFakesnow(): Promise<Fakesnow> {
           answer.on('data', (chunk: Buffer) => parts.push(chunk));
           answer.on('end', () => {
             const text = Buffer.concat(parts);
-            const out = jsonResultSet(text);
+            // The Python connector (dbt-snowflake) reads Arrow itself: its answers pass unchanged, so one
+            // profile target serves dbt and the worker alike.
+            const out = /^PythonConnector\//.test(req.headers['user-agent'] ?? '')
+              ? text
+              : jsonResultSet(text);
             if (process.env['FAKESNOW_SHIM_DEBUG'])
               console.error(
                 `${req.url}\n< ${text.toString().slice(0, 600)}\n> ${out.toString().slice(0, 600)}`,

@@ -28,6 +28,7 @@ export type LookTarget = string | ExampleWorkspace | RawTarget;
 export async function look<T>(target: LookTarget, work: (read: Read) => Promise<T>): Promise<T> {
   const where = typeof target === 'object' && 'raw' in target ? target.raw : target;
   if (typeof where === 'object' && 'bigquery' in where) return work(bigQueryReader(where.bigquery));
+  if (typeof where === 'object' && 'execute' in where) return work(where.execute);
   if (typeof where === 'object') {
     const client = new pg.Client(where.postgres);
     await client.connect();

@@ -32,7 +32,7 @@ export const SEED = 'customer_segments';
 export const SNAPSHOT = 'customers_snapshot';
 /** What every deploy publishes, whatever the strategy: the tagged models, the seeds and the snapshots. */
 export const WITH_EVERY_DEPLOY = [...TAGGED, SEED, SNAPSHOT].sort();
-const EVERY_MODEL = [
+export const EVERY_MODEL = [
   ...WITH_EVERY_DEPLOY,
   'raw_customers',
   'raw_orders',
