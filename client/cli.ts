@@ -8,7 +8,8 @@ import { resolve } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { CAPABILITIES, readersSee } from '../activities/warehouses/capabilities.js';
 import { planDeploy } from '../workflows/strategies/index.js';
-import { planCutOver } from '../activities/warehouses/snowflake/statements.js';
+import { snowflakeDialect } from '../activities/warehouses/snowflake/dialect.js';
+import { planCutOver, planStagingClone } from '../activities/warehouses/snowflake/statements.js';
 import { connectionFor } from '../activities/profiles.js';
 import { planRollback } from '../workflows/strategies/rollback.js';
 import { connectClient, temporalSettings } from './connection.js';
@@ -268,8 +269,8 @@ export function buildCli(): Command {
           `plan for ${prepared.input.project} -> ${prepared.input.env} (${prepared.input.engine})`,
           input,
           {
-            readersSee: readersSee(plan.strategy, CAPABILITIES[input.engine]),
-            statements: cutOverStatements(prepared, plan.strategy),
+            readersSee: readersSee(plan.strategy, CAPABILITIES[input.engine], layoutOf(prepared)),
+            ...cutOverStatements(prepared, plan.strategy),
           },
         ),
       );
@@ -377,14 +378,37 @@ if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith
   process.exitCode = await main(process.argv);
 }
 
-/** On Snowflake `plan` prints the cut-over's statements, from the targets' databases and schemas. */
-function cutOverStatements(prepared: ReturnType<typeof prepareDeploy>, strategy: PlanKind): string[] {
+/** Whether the staging target's schemas live in prod's own database (Snowflake swaps them one by one). */
+function layoutOf(prepared: ReturnType<typeof prepareDeploy>): 'own-database' | 'shared-database' {
   const { input } = prepared;
-  if (input.engine !== 'snowflake') return [];
+  if (input.engine !== 'snowflake') return 'own-database';
+  const [prod, staging] = [input.targets.prod, input.targets.staging].map((name) =>
+    connectionFor(input.projectDir, input.profilesDir, input.profile, name),
+  );
+  const database = (c: typeof prod) =>
+    c?.engine === 'snowflake' ? snowflakeDialect.storedName(c.database) : undefined;
+  return database(prod) === database(staging) ? 'shared-database' : 'own-database';
+}
+
+/**
+ * On Snowflake `plan` prints the statements that make staging from prod and those of the cut-over,
+ * from the targets' databases and schemas.
+ */
+function cutOverStatements(
+  prepared: ReturnType<typeof prepareDeploy>,
+  strategy: PlanKind,
+): { stagingStatements?: string[]; statements?: string[] } {
+  const { input } = prepared;
+  if (input.engine !== 'snowflake') return {};
   const target = (name: string) => {
     const found = connectionFor(input.projectDir, input.profilesDir, input.profile, name);
     return found.engine === 'snowflake' ? { database: found.database, schema: found.schema } : undefined;
   };
   const [prod, staging] = [target(input.targets.prod), target(input.targets.staging)];
-  return prod && staging ? planCutOver(strategy, prod, staging) : [];
+  if (!prod || !staging) return {};
+  const owner = { project: input.project, env: input.env, deployId: '<DEPLOY_ID>' };
+  return {
+    stagingStatements: planStagingClone(strategy, prod, staging, owner),
+    statements: planCutOver(strategy, prod, staging),
+  };
 }

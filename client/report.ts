@@ -50,6 +50,8 @@ export function formatResult(result: DeployResult, uiUrl?: string | null, namesp
 /** What readers of prod see during the plan's change, and the exact statements where the engine knows them. */
 export interface CutOverDescription {
   readersSee: string;
+  /** How the build location is made from prod before the build, where that is one statement. */
+  stagingStatements?: string[];
   statements?: string[];
 }
 
@@ -62,6 +64,8 @@ export function formatPlan(
   const lines = [header, `strategy ${plan.strategy}: ${plan.rationale}`, '', ...describePlan(plan, input)];
   if (cutOver) {
     lines.push('', `readers of prod see: ${cutOver.readersSee}`);
+    if (cutOver.stagingStatements?.length)
+      lines.push('staging made from prod first:', ...cutOver.stagingStatements.map((s) => `  ${s};`));
     if (cutOver.statements?.length)
       lines.push('cut-over statements:', ...cutOver.statements.map((s) => `  ${s};`));
   }

@@ -8,7 +8,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import type { BuildArgs, PublishScope } from '../../workflows/plan.js';
-import type { PublishSet, Relation } from '../../workflows/types.js';
+import type { DeployInput, PublishSet, Relation } from '../../workflows/types.js';
 import {
   artifactRef,
   type Manifest,
@@ -184,29 +184,21 @@ export function buildSteps(paths: StepPaths) {
     }: StepRequest<{ buildTarget: string; only?: string[] }>): Promise<StepOutcome> {
       const map = await readArtifact<RelationMap>(requireRelations(state));
       return warehouse(input, input.targets.prod, async (w) => {
+        if (!args.only) {
+          const cloned = await cloneBuildDatabase(w, input, map);
+          if (cloned) return { summary: cloned, state: { syncedFromProd: args.buildTarget } };
+        }
         const models = args.only ? map.models.filter((m) => m.mirror) : map.models;
         const { tables, drop } = await upToProd(
           w,
           models.filter((m) => TABLE_MATERIALIZATIONS.has(m.materialized)),
         );
-        if (!args.only) {
-          // A full sync leaves the build location holding the project's models and nothing else, so a
-          // model removed from the project is not carried into prod by a swap.
-          const known = new Set(map.models.map((m) => w.dialect.relationKey(m.build)));
-          for (const pair of schemaPairs(map))
-            for (const { relation } of await w.listRelations(pair.build))
-              if (!known.has(w.dialect.relationKey(relation))) drop.push(relation);
-        }
-        const raw = map.models.filter((m) => m.mirror);
-        if (
-          raw.length > 0 &&
-          !tables.some((t) => raw.some((m) => relationName(m.prod) === relationName(t.from)))
-        ) {
-          throw ApplicationFailure.nonRetryable(
-            `prod has no raw layer yet: run \`dbt-deploy mirror refresh --env ${input.env}\` first`,
-            'ConfigError',
-          );
-        }
+        if (!args.only) drop.push(...(await relationsNotInProject(w, map, 'build')));
+        requireRawLayer(
+          input,
+          map,
+          tables.map((t) => t.from),
+        );
         await w.replaceRelations({ tables, views: [], drop });
         const dropped = drop.length > 0 ? `, dropped ${drop.length} that prod does not have` : '';
         return {
@@ -286,7 +278,7 @@ export function buildSteps(paths: StepPaths) {
         throw error;
       }
       if (args.scope === 'all') {
-        const drop = await warehouse(input, args.prodTarget, (w) => relationsNotInProject(w, map));
+        const drop = await warehouse(input, args.prodTarget, (w) => relationsNotInProject(w, map, 'prod'));
         if (drop.length > 0) publishSet = { ...publishSet, drop };
       }
       if (modelsIn(publishSet) === 0) {
@@ -305,6 +297,48 @@ export function buildSteps(paths: StepPaths) {
 const LS_KEYS = ['--output', 'json', '--output-keys', 'unique_id name database schema alias'];
 const LS_MODELS = ['ls', '--resource-type', ...MAPPED_RESOURCES, ...LS_KEYS];
 const LS_SNAPSHOTS = ['ls', '--resource-type', 'snapshot', ...LS_KEYS];
+
+/** A build from the raw layer needs prod to hold it: `prodTables` are prod's tables the sync found. */
+function requireRawLayer(input: DeployInput, map: RelationMap, prodTables: Relation[]): void {
+  const raw = map.models.filter((m) => m.mirror);
+  if (raw.length > 0 && !prodTables.some((t) => raw.some((m) => relationName(m.prod) === relationName(t)))) {
+    throw ApplicationFailure.nonRetryable(
+      `prod has no raw layer yet: run \`dbt-deploy mirror refresh --env ${input.env}\` first`,
+      'ConfigError',
+    );
+  }
+}
+
+/**
+ * Where the engine clones whole databases and staging is a database of its own (Snowflake), the
+ * build database becomes a zero-copy clone of prod's in one statement instead of table by table;
+ * then, as after any full sync, it holds the project's models and nothing else. Undefined where the
+ * engine or the layout does not allow it.
+ */
+async function cloneBuildDatabase(
+  w: WarehouseAdapter,
+  input: DeployInput,
+  map: RelationMap,
+): Promise<string | undefined> {
+  if (!w.cloneBuildDatabase) return undefined;
+  const pairs = schemaPairs(map).map((p) => ({ prod: p.prod, staging: p.build }));
+  const owner = { project: input.project, env: input.env, deployId: input.deployId };
+  const clone = await w.cloneBuildDatabase(pairs, owner, { wholeDatabase: input.strategy === 'blue-green' });
+  if (!clone) return undefined;
+  const prodTables: Relation[] = [];
+  for (const model of map.models.filter((m) => m.mirror))
+    if ((await w.relationKind(model.prod)) === 'table') prodTables.push(model.prod);
+  requireRawLayer(input, map, prodTables);
+  const drop = await relationsNotInProject(w, map, 'build');
+  await w.replaceRelations({ tables: [], views: [], drop });
+  const how = {
+    cloned: 'cloned',
+    kept: 'already cloned by this deploy:',
+    replaced: 'cloned (replacing an ended deploy’s)',
+  }[clone.how];
+  const dropped = drop.length > 0 ? `, dropped ${drop.length} that the project does not build` : '';
+  return `${how} "${clone.prod}" into "${clone.staging}" in one zero-copy statement, with prod's grants${dropped}`;
+}
 
 /**
  * Copies each prod table over its build relation, or drops the build relation where prod has no such
@@ -405,14 +439,19 @@ function buildSelection(
 }
 
 /**
- * Relations in the project's prod schemas that no model produces (a model removed from the project):
- * blue-green owns those schemas, so its publish drops them, keeping them in the backup.
+ * Relations in the project's schemas on one side that no model produces (a model removed from the
+ * project). In prod, blue-green owns those schemas, so its publish drops them, keeping them in the
+ * backup; in the build location, a full sync drops them, so a swap never carries them into prod.
  */
-async function relationsNotInProject(w: WarehouseAdapter, map: RelationMap): Promise<Relation[]> {
-  const known = new Set(map.models.map((m) => w.dialect.relationKey(m.prod)));
+async function relationsNotInProject(
+  w: WarehouseAdapter,
+  map: RelationMap,
+  side: 'prod' | 'build',
+): Promise<Relation[]> {
+  const known = new Set(map.models.map((m) => w.dialect.relationKey(m[side])));
   const drop: Relation[] = [];
   for (const pair of schemaPairs(map))
-    for (const { relation } of await w.listRelations(pair.prod))
+    for (const { relation } of await w.listRelations(pair[side]))
       if (!known.has(w.dialect.relationKey(relation))) drop.push(relation);
   return drop;
 }

@@ -36,6 +36,21 @@ export interface LocationSwap {
   staging: Location;
 }
 
+/** Who a clone made for a deploy's build belongs to (one deploy per project and environment runs at a time). */
+export interface StagingOwner {
+  project: string;
+  env: string;
+  deployId: string;
+}
+
+/** What `cloneBuildDatabase` did. */
+export interface DatabaseClone {
+  prod: string;
+  staging: string;
+  /** `cloned` now, `kept` (a retried step found its own clone), or `replaced` an ended deploy's. */
+  how: 'cloned' | 'kept' | 'replaced';
+}
+
 /** What a backup records about why it exists, so retention and rollback can pick the right one. */
 export interface BackupLabel {
   env: string;
@@ -89,6 +104,20 @@ export interface WarehouseAdapter {
   /** Undoes `swapLocations` (prod becomes staging again, the old prod prod). Idempotent. */
   unswapLocations(backup: BackupRef): Promise<void>;
   fingerprint(relation: Relation): Promise<Fingerprint>;
+  /**
+   * The sync before a build, where the engine clones whole databases (Snowflake): when every prod
+   * location of `pairs` is in one database and every build location in another under the same schema
+   * names, the build database becomes a zero-copy clone of prod's, with prod's grants. Otherwise
+   * (staging schemas in prod's database) it returns undefined and the sync copies table by table.
+   * Idempotent for the same deploy; never drops a database another project or environment holds,
+   * nor one it did not make. `wholeDatabase` (blue-green) also refuses a prod database holding
+   * schemas the project does not build: a database swap would take them out of prod.
+   */
+  cloneBuildDatabase?(
+    pairs: LocationSwap[],
+    owner: StagingOwner,
+    options: { wholeDatabase: boolean },
+  ): Promise<DatabaseClone | undefined>;
   close(): Promise<void>;
 }
 

@@ -59,6 +59,16 @@ export interface Capabilities {
   singleWriter: boolean;
   /** blue-green's cut-over: how staging becomes prod. */
   cutOver: ChangeMethod;
+  /**
+   * blue-green's cut-over when staging schemas share prod's database, where that differs from
+   * `cutOver` (Snowflake: one `ALTER SCHEMA … SWAP WITH` per schema instead of the database swap).
+   */
+  sharedDatabaseCutOver?: ChangeMethod;
+  /**
+   * A whole database is cloned in one zero-copy statement: a staging target in a database of its own
+   * starts each deploy as a clone of prod's (Snowflake `CREATE DATABASE … CLONE`).
+   */
+  cloneDatabases: boolean;
   /** How the relations a deploy selected reach prod (clone-back, wac's tables, mirror, a restore). */
   publish: ChangeMethod;
   backup: BackupMethod;
@@ -92,6 +102,7 @@ export const CAPABILITIES: Record<Engine, Capabilities> = {
     },
     backup: { kind: 'copy', restore: 'one-transaction' },
     stagingScope: 'database',
+    cloneDatabases: false,
   },
   postgres: {
     // Schema renames are transactional and do not wait for readers: a true atomic blue/green swap.
@@ -115,6 +126,7 @@ export const CAPABILITIES: Record<Engine, Capabilities> = {
     },
     backup: { kind: 'copy', restore: 'one-transaction' },
     stagingScope: 'database',
+    cloneDatabases: false,
   },
   snowflake: {
     // Every DDL statement commits on its own: atomicity comes from single statements (SWAP, CLONE).
@@ -131,6 +143,12 @@ export const CAPABILITIES: Record<Engine, Capabilities> = {
       readersSee:
         'the old prod until `ALTER DATABASE … SWAP WITH` commits, then every relation of the new prod at once; queries already running finish on the old data and nobody waits',
     },
+    sharedDatabaseCutOver: {
+      kind: 'schema-swap',
+      atomicity: 'per-location',
+      readersSee:
+        'each schema flips on its own as its `ALTER SCHEMA … SWAP WITH` commits, one after the other: between two swaps a reader sees one schema new and the next still old (a query joining both can mix them); nobody waits',
+    },
     publish: {
       kind: 'per-relation',
       atomicity: 'per-relation',
@@ -139,6 +157,7 @@ export const CAPABILITIES: Record<Engine, Capabilities> = {
     },
     backup: { kind: 'zero-copy-clone', restore: 'per-relation' },
     stagingScope: 'account',
+    cloneDatabases: true,
   },
   bigquery: {
     // Datasets cannot be renamed and DDL cannot run in a multi-statement transaction: no swap, and
@@ -165,6 +184,7 @@ export const CAPABILITIES: Record<Engine, Capabilities> = {
     backup: { kind: 'zero-copy-clone', restore: 'per-relation' },
     // Staging is another dataset of the same project.
     stagingScope: 'database',
+    cloneDatabases: false,
   },
 };
 
@@ -176,10 +196,14 @@ export function isEngine(value: string): value is Engine {
 export function readersSee(
   strategy: 'blue-green' | 'clone-back' | 'wap' | 'wac' | 'mirror' | 'rollback',
   capabilities: Capabilities,
+  /** `shared-database`: staging schemas live in prod's own database. */
+  layout: 'own-database' | 'shared-database' = 'own-database',
 ): string {
   switch (strategy) {
     case 'blue-green':
-      return capabilities.cutOver.readersSee;
+      return layout === 'shared-database' && capabilities.sharedDatabaseCutOver
+        ? capabilities.sharedDatabaseCutOver.readersSee
+        : capabilities.cutOver.readersSee;
     case 'clone-back':
     case 'mirror':
     case 'rollback':

@@ -170,6 +170,7 @@ describe('strategies an engine cannot run', () => {
     publish: { kind: 'per-relation', atomicity: 'per-relation', readersSee: 'each table as it is cloned' },
     backup: { kind: 'zero-copy-clone', restore: 'per-relation' },
     stagingScope: 'account',
+    cloneDatabases: false,
   };
 
   it('are refused before anything runs, naming those that work', () => {

@@ -132,6 +132,13 @@ describe('a Snowflake profile', () => {
     expect(() => prepareDeploy({ projectDir: dir })).toThrow(
       /staging_target: target "staging": a snowflake target needs `warehouse`/,
     );
+    await writeProfile({
+      prod: target('analytics', 'marts', { authenticator: 'externalbrowser' }),
+      staging: target('analytics_staging', 'marts'),
+    });
+    expect(() => prepareDeploy({ projectDir: dir })).toThrow(
+      /^[^\n]*target "prod": authenticator: externalbrowser opens a browser, which a worker does not have[^\n]*$/,
+    );
   });
 
   it('plan prints the database swap and what readers see; staging in another database is accepted', async () => {
@@ -140,9 +147,15 @@ describe('a Snowflake profile', () => {
     const result = await execa(CLI, ['plan', '--project-dir', dir], { reject: false, env });
     expect(result.exitCode, result.stderr).toBe(0);
     expect(result.stdout).toContain('(snowflake)');
-    expect(result.stdout).toMatch(/Swap the "staging" database with "prod" in one statement/);
+    expect(result.stdout).toMatch(
+      /Swap "staging" into "prod": the staging database with prod's in one statement/,
+    );
     expect(result.stdout).toMatch(
       /readers of prod see: the old prod until `ALTER DATABASE … SWAP WITH` commits/,
+    );
+    // Staging starts as a zero-copy clone of prod, marked with its owner, before anything is built.
+    expect(result.stdout).toContain(
+      `staging made from prod first:\n  CREATE DATABASE "ANALYTICS_STAGING" CLONE "ANALYTICS" COMMENT = 'dbt-deploy staging: project=jaffle_shop env=prod deploy=<DEPLOY_ID>';`,
     );
     expect(result.stdout).toContain('  ALTER DATABASE "ANALYTICS" SWAP WITH "ANALYTICS_STAGING";');
     expect(result.stdout).toContain(
@@ -156,5 +169,28 @@ describe('a Snowflake profile', () => {
       '  CREATE OR REPLACE TABLE "ANALYTICS".<schema>.<table> CLONE "ANALYTICS_STAGING".<schema>.<table> COPY GRANTS;',
     );
     expect(wac.stdout).toMatch(/readers of prod see: tables: each table flips on its own/);
+    expect(wac.stdout).not.toContain('staging made from prod first');
+
+    const cloneBack = await execa(CLI, ['plan', '--project-dir', dir, '--strategy', 'clone-back'], {
+      reject: false,
+      env,
+    });
+    expect(cloneBack.exitCode, cloneBack.stderr).toBe(0);
+    expect(cloneBack.stdout).toContain('  CREATE DATABASE "ANALYTICS_STAGING" CLONE "ANALYTICS" COMMENT = ');
+    expect(cloneBack.stdout).toContain(
+      '  CREATE OR REPLACE VIEW "ANALYTICS".<schema>.<view> COPY GRANTS AS <SELECT compiled for prod>;',
+    );
+
+    // Staging schemas inside the prod database: one schema swap per pair, and the window between them.
+    await writeProfile({ prod: target('analytics', 'marts'), staging: target('analytics', 'marts_staging') });
+    const shared = await execa(CLI, ['plan', '--project-dir', dir], { reject: false, env });
+    expect(shared.exitCode, shared.stderr).toBe(0);
+    expect(shared.stdout).not.toContain('staging made from prod first');
+    expect(shared.stdout).toMatch(
+      /readers of prod see: each schema flips on its own as its `ALTER SCHEMA … SWAP WITH` commits, one after the other: between two swaps/,
+    );
+    expect(shared.stdout).toContain(
+      '  ALTER SCHEMA "ANALYTICS".<prod schema> SWAP WITH "ANALYTICS".<staging schema>;',
+    );
   });
 });

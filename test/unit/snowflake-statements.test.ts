@@ -30,6 +30,73 @@ describe('Snowflake dialect', () => {
   });
 });
 
+describe('Snowflake staging made from prod', () => {
+  const owner = { project: 'jaffle_shop', env: 'prod', deployId: 'prod-9' };
+  const comment = 'dbt-deploy staging: project=jaffle_shop env=prod deploy=prod-9';
+
+  it('clones the whole prod database once, the owner in the same statement, and drops the cloned backups', () => {
+    // sql-reference/info-schema/databases: one row per database of the account, with its COMMENT.
+    expect(sql.findDatabase('analytics', 'analytics_staging')).toBe(
+      `SELECT database_name, comment FROM "ANALYTICS".information_schema.databases WHERE database_name = 'ANALYTICS_STAGING'`,
+    );
+    expect(
+      sql.cloneStaging('analytics', 'analytics_staging', { kind: 'absent' }, owner, [
+        'DBT_DEPLOY_BACKUP__P8_1A',
+      ]),
+    ).toEqual([
+      // sql-reference/sql/create-database: CREATE DATABASE <name> CLONE <source_db> ... [ COMMENT = '<string_literal>' ]
+      `CREATE DATABASE "ANALYTICS_STAGING" CLONE "ANALYTICS" COMMENT = '${comment}'`,
+      // sql-reference/sql/drop-schema: DROP SCHEMA [ IF EXISTS ] <name> [ CASCADE | RESTRICT ]
+      'DROP SCHEMA IF EXISTS "ANALYTICS_STAGING"."DBT_DEPLOY_BACKUP__P8_1A" CASCADE',
+    ]);
+  });
+
+  it('a retried step keeps its own clone; an ended deploy of the environment is replaced in one statement', () => {
+    const found = (text: string) => sql.stagingHolder({ comment: text }, owner);
+    expect(found(comment)).toEqual({ kind: 'this-deploy' });
+    expect(sql.cloneStaging('analytics', 'analytics_staging', found(comment), owner, [])).toEqual([]);
+    const ended = found('dbt-deploy staging: project=jaffle_shop env=prod deploy=prod-8');
+    expect(ended).toEqual({ kind: 'ended-deploy', deployId: 'prod-8' });
+    expect(sql.cloneStaging('analytics', 'analytics_staging', ended, owner, [])).toEqual([
+      // sql-reference/sql/create-database: CREATE [ OR REPLACE ] DATABASE <name> CLONE <source_db>
+      `CREATE OR REPLACE DATABASE "ANALYTICS_STAGING" CLONE "ANALYTICS" COMMENT = '${comment}'`,
+    ]);
+    expect(sql.stagingHolder(undefined, owner)).toEqual({ kind: 'absent' });
+  });
+
+  it("never replaces another environment's staging, nor a database dbt-deploy did not make", () => {
+    for (const other of [
+      'dbt-deploy staging: project=jaffle_shop env=eu deploy=eu-3',
+      'dbt-deploy staging: project=billing env=prod deploy=prod-2',
+      'reporting sandbox',
+      null,
+    ]) {
+      const holder = sql.stagingHolder({ comment: other }, owner);
+      expect(holder.kind).toBe('other');
+      expect(() => sql.cloneStaging('analytics', 'analytics_staging', holder, owner, [])).toThrow(
+        /^staging database analytics_staging exists and is not this environment's dbt-deploy staging .*: drop it, or give the staging target a database of its own$/,
+      );
+    }
+  });
+
+  it('plan shows the clone for blue-green and clone-back with staging in a database of its own', () => {
+    const prod = { database: 'analytics', schema: 'marts' };
+    const owner2 = { project: 'jaffle_shop', env: 'prod', deployId: '<DEPLOY_ID>' };
+    expect(
+      sql.planStagingClone('blue-green', prod, { database: 'analytics_staging', schema: 'marts' }, owner2),
+    ).toEqual([
+      `CREATE DATABASE "ANALYTICS_STAGING" CLONE "ANALYTICS" COMMENT = 'dbt-deploy staging: project=jaffle_shop env=prod deploy=<DEPLOY_ID>'`,
+    ]);
+    // Staging schemas in prod's database, or other strategies: no database clone.
+    expect(
+      sql.planStagingClone('blue-green', prod, { database: 'analytics', schema: 'marts_stg' }, owner2),
+    ).toEqual([]);
+    expect(
+      sql.planStagingClone('wac', prod, { database: 'analytics_staging', schema: 'marts' }, owner2),
+    ).toEqual([]);
+  });
+});
+
 describe('Snowflake cut-over statements', () => {
   it('swaps databases in one statement, then keeps the old prod under the backup name', () => {
     expect(sql.swapDatabases('analytics', 'analytics_staging', 'DBT_DEPLOY_BACKUP__P1_ABC')).toEqual([

@@ -29,13 +29,13 @@ export function planBlueGreen(input: DeployInput, capabilities: Capabilities): P
           id: 'swap',
           activity: 'swapSchemas',
           title: database
-            ? `Swap the "${staging}" database with "${prod}" in one statement (grants copied, views re-pointed at prod first); the old prod database becomes this deploy's backup`
+            ? `Swap "${staging}" into "${prod}": the staging database with prod's in one statement, or, with staging schemas in prod's database, one schema at a time (grants copied, views re-pointed at prod first); the old prod becomes this deploy's backup`
             : `Swap "${staging}" into "${prod}" in one transaction; the old prod schemas become this deploy's backup`,
           touches: 'prod',
           args: { prodTarget: prod },
           compensation: {
             activity: 'unswapSchemas',
-            title: `swap the old "${prod}" schemas back`,
+            title: database ? `swap the old "${prod}" back` : `swap the old "${prod}" schemas back`,
             args: { prodTarget: prod },
           },
         },
@@ -44,7 +44,7 @@ export function planBlueGreen(input: DeployInput, capabilities: Capabilities): P
   return {
     strategy: 'blue-green',
     rationale: swaps
-      ? `build on a fresh copy of "${prod}" in "${staging}", then swap ${database ? 'databases in one statement' : 'schemas atomically'} (zero-copy backup)`
+      ? `build on a fresh copy of "${prod}" in "${staging}", then swap ${database ? `databases in one statement (schemas one at a time when "${staging}" shares prod's database)` : 'schemas atomically'} (zero-copy backup)`
       : `build on a fresh copy of "${prod}" in "${staging}", then replace every relation of "${prod}" in one transaction (no schema rename on this engine)`,
     steps: steps(
       resolveStep(input, staging),

@@ -23,10 +23,14 @@ export function resolveStep(input: DeployInput, buildTarget: string): Step {
  */
 export function syncStep(input: DeployInput, buildTarget: string, capabilities: Capabilities): Step {
   const how = capabilities.zeroCopyClone ? 'Clone' : 'Copy';
+  // A staging target in a database of its own is cloned whole (the sync activity decides by layout).
+  const what = capabilities.cloneDatabases
+    ? `"${input.targets.prod}" (its whole database in one statement when "${buildTarget}" has a database of its own, else the project's tables)`
+    : `the project's tables from "${input.targets.prod}"`;
   return {
     id: 'sync',
     activity: 'syncFromProd',
-    title: `${how} the project's tables from "${input.targets.prod}" into "${buildTarget}" so the build starts from prod`,
+    title: `${how} ${what} into "${buildTarget}" so the build starts from prod`,
     touches: 'staging',
     args: { buildTarget },
   };

@@ -9,9 +9,11 @@ import type { BackupRef, Fingerprint, Location, Relation } from '../../../workfl
 import type { SnowflakeConnection } from '../../profiles.js';
 import {
   type BackupLabel,
+  type DatabaseClone,
   type LocationSwap,
   type RelationChange,
   type RelationKind,
+  type StagingOwner,
   UnsupportedOperation,
   type ViewRequest,
   type WarehouseAdapter,
@@ -213,7 +215,7 @@ export class SnowflakeAdapter implements WarehouseAdapter {
     if (swaps.length === 0) throw new Error('swapLocations needs at least one prod and staging location');
     const plan = swapPlan(swaps);
     return plan.unit === 'database'
-      ? this.swapDatabase(deployId, plan.prod, plan.staging, label, views)
+      ? this.swapDatabase(deployId, plan.prod, plan.staging, swaps, label, views)
       : this.swapSchemaPairs(deployId, plan.database, swaps, label, views);
   }
 
@@ -226,6 +228,34 @@ export class SnowflakeAdapter implements WarehouseAdapter {
     for (const swap of swapped)
       if (await this.schemaExists({ database: location.database, schema: swap.backup })) pending.push(swap);
     await this.run(sql.unswapSchemas(location.database, pending));
+  }
+
+  /**
+   * Staging made from prod in one zero-copy statement (statements.ts `cloneStaging`), then given
+   * prod's database, schema and future grants, so the objects dbt creates there get them too.
+   */
+  async cloneBuildDatabase(
+    pairs: LocationSwap[],
+    owner: StagingOwner,
+    options: { wholeDatabase: boolean },
+  ): Promise<DatabaseClone | undefined> {
+    const layout = databaseLayout(pairs);
+    if (!layout) return undefined;
+    const { prod, staging } = layout;
+    const prodSchemas = [...(await this.schemasOf(prod))];
+    if (options.wholeDatabase) requireOnlyProjectSchemas(prod, staging, prodSchemas, pairs);
+    const [found] = await this.execute(sql.findDatabase(prod, staging));
+    const holder = sql.stagingHolder(found, owner);
+    await this.run(sql.cloneStaging(prod, staging, holder, owner, prodSchemas.filter(isBackupSchema)));
+    await this.run(
+      await this.grantsFor(
+        prod,
+        staging,
+        prodSchemas.filter((s) => !SYSTEM_SCHEMAS.has(s) && !isBackupSchema(s)),
+      ),
+    );
+    const how = { absent: 'cloned', 'this-deploy': 'kept', 'ended-deploy': 'replaced' } as const;
+    return { prod, staging, how: how[holder.kind as keyof typeof how] };
   }
 
   async fingerprint(relation: Relation): Promise<Fingerprint> {
@@ -248,6 +278,7 @@ export class SnowflakeAdapter implements WarehouseAdapter {
     deployId: string,
     prod: string,
     staging: string,
+    swaps: LocationSwap[],
     label: BackupLabel,
     views: ViewRequest[],
   ): Promise<BackupRef> {
@@ -267,17 +298,7 @@ export class SnowflakeAdapter implements WarehouseAdapter {
       }
     }
     const [prodSchemas, stagingSchemas] = [await this.schemasOf(prod), await this.schemasOf(staging)];
-    const missing = [...prodSchemas].filter(
-      (s) =>
-        !SYSTEM_SCHEMAS.has(s) &&
-        !s.toLowerCase().startsWith(BACKUP_LOCATION_PREFIX) &&
-        !stagingSchemas.has(s),
-    );
-    if (missing.length > 0)
-      throw new UnsupportedOperation(
-        `a database swap would take schemas ${missing.join(', ')} out of prod database ${prod}: the project does not build them in ${staging}. ` +
-          'Keep sources and other projects in another database, or give staging schemas in the prod database (schema swap)',
-      );
+    requireOnlyProjectSchemas(prod, staging, [...prodSchemas], swaps);
     await this.run(
       await this.grantsFor(
         prod,
@@ -463,6 +484,41 @@ export class SnowflakeAdapter implements WarehouseAdapter {
     if (found === undefined) return undefined;
     const raw = await this.execute(`SELECT * FROM ${manifestTable(this.dialect, location)}`);
     return { header: manifestHeader(found['comment'], raw), rows: parseManifestRows(raw, location) };
+  }
+}
+
+function isBackupSchema(schema: string): boolean {
+  return schema.toLowerCase().startsWith(BACKUP_LOCATION_PREFIX);
+}
+
+/**
+ * A database swap (and the clone it starts from) takes every schema of prod's database along: one the
+ * project does not build there (sources, another project) would be replaced by its copy from the
+ * deploy's start, losing what was loaded since. Refused before anything is built.
+ */
+function requireOnlyProjectSchemas(
+  prod: string,
+  staging: string,
+  prodSchemas: string[],
+  pairs: LocationSwap[],
+): void {
+  const project = new Set(pairs.map((p) => snowflakeDialect.storedName(p.prod.schema)));
+  const outside = prodSchemas.filter((s) => !SYSTEM_SCHEMAS.has(s) && !isBackupSchema(s) && !project.has(s));
+  if (outside.length > 0)
+    throw new UnsupportedOperation(
+      `a database swap would take schemas ${outside.join(', ')} out of prod database ${prod}: the project does not build them in ${staging}. ` +
+        'Keep sources and other projects in another database, or give staging schemas in the prod database (schema swap)',
+    );
+}
+
+/** The database layout of `pairs` (staging a database of its own), or undefined for any other. */
+function databaseLayout(pairs: LocationSwap[]): { prod: string; staging: string } | undefined {
+  try {
+    const plan = swapPlan(pairs);
+    return plan.unit === 'database' ? plan : undefined;
+  } catch (error) {
+    if (error instanceof UnsupportedOperation) return undefined;
+    throw error;
   }
 }
 

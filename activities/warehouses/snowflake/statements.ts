@@ -4,6 +4,7 @@
  * talks to Snowflake. Pages cited are under https://docs.snowflake.com/en/sql-reference/.
  */
 import type { Location, Relation } from '../../../workflows/types.js';
+import { type StagingOwner, UnsupportedOperation } from '../adapter.js';
 import { snowflakeDialect } from './dialect.js';
 
 const { quoteIdentifier, quoteRelation, quoteLocation, quoteLiteral } = snowflakeDialect;
@@ -68,6 +69,83 @@ export function copyFutureGrants(
 function pluralObject(kind: string): string {
   const upper = kind.toUpperCase().replace(/_/g, ' ');
   return upper.endsWith('S') ? upper : `${upper}S`;
+}
+
+/**
+ * What a staging database's COMMENT says about who cloned it: one deploy per project and environment
+ * runs at a time, so a clone another deploy of the same project and environment left has ended.
+ */
+export function stagingComment(owner: StagingOwner): string {
+  return `dbt-deploy staging: project=${owner.project} env=${owner.env} deploy=${owner.deployId}`;
+}
+
+/**
+ * sql-reference/info-schema/databases: the account's databases, readable from any database's
+ * information_schema; staging's row (absent when there is none) and its comment.
+ */
+export function findDatabase(from: string, name: string): string {
+  return (
+    `SELECT database_name, comment FROM ${quoteIdentifier(from)}.information_schema.databases ` +
+    `WHERE database_name = ${quoteLiteral(snowflakeDialect.storedName(name))}`
+  );
+}
+
+/** Who holds the staging database at a deploy's start, read from its comment. */
+export type StagingHolder =
+  | { kind: 'absent' }
+  | { kind: 'this-deploy' }
+  | { kind: 'ended-deploy'; deployId: string }
+  | { kind: 'other'; comment: string };
+
+export function stagingHolder(found: { comment?: unknown } | undefined, owner: StagingOwner): StagingHolder {
+  if (found === undefined) return { kind: 'absent' };
+  const comment = typeof found.comment === 'string' ? found.comment : '';
+  const match = /^dbt-deploy staging: project=(\S+) env=(\S+) deploy=(\S+)$/.exec(comment);
+  if (!match || match[1] !== owner.project || match[2] !== owner.env) return { kind: 'other', comment };
+  return match[3] === owner.deployId
+    ? { kind: 'this-deploy' }
+    : { kind: 'ended-deploy', deployId: match[3]! };
+}
+
+/**
+ * blue-green's (and clone-back's) build location at the start of a deploy: staging as a zero-copy
+ * clone of prod's whole database (sql-reference/sql/create-database, `CLONE` and `COMMENT`;
+ * sql-reference/sql/create-clone), so incremental models and snapshots build on prod's rows. The
+ * comment records the owner in the same statement that creates the clone, so a retry finds it:
+ * - absent: cloned;
+ * - this deploy's (a retried step): not cloned again;
+ * - left by an ended deploy of the same project and environment: replaced in one statement
+ *   (`CREATE OR REPLACE`), the old clone kept by Time Travel;
+ * - anything else (another project's or environment's, or a database dbt-deploy did not make):
+ *   refused, never dropped.
+ * Then prod's backup schemas, cloned along, are dropped from it (sql-reference/sql/drop-schema): they
+ * stay prod's history, in the database that becomes the backup. Grants follow (`copyGrants`).
+ */
+export function cloneStaging(
+  prod: string,
+  staging: string,
+  holder: StagingHolder,
+  owner: StagingOwner,
+  backupSchemas: string[],
+): string[] {
+  if (holder.kind === 'other')
+    throw new UnsupportedOperation(
+      `staging database ${staging} exists and is not this environment's dbt-deploy staging (comment: ${holder.comment || 'none'}): ` +
+        `drop it, or give the staging target a database of its own`,
+    );
+  const clone =
+    holder.kind === 'this-deploy'
+      ? []
+      : [
+          `CREATE ${holder.kind === 'ended-deploy' ? 'OR REPLACE ' : ''}DATABASE ${quoteIdentifier(staging)} ` +
+            `CLONE ${quoteIdentifier(prod)} COMMENT = ${quoteLiteral(stagingComment(owner))}`,
+        ];
+  return [
+    ...clone,
+    ...backupSchemas.map(
+      (schema) => `DROP SCHEMA IF EXISTS ${quoteLocation({ database: staging, schema })} CASCADE`,
+    ),
+  ];
 }
 
 /**
@@ -221,6 +299,24 @@ export function listSchemas(database: string): string {
 export const SHOW_SCHEMAS_LIKE_BACKUP = `SHOW SCHEMAS LIKE 'DBT_DEPLOY_BACKUP__%' IN ACCOUNT`;
 
 /**
+ * How `plan` shows blue-green's and clone-back's start where staging is a database of its own under
+ * prod's schema names: the one zero-copy clone (`cloneStaging`); nothing elsewhere (the sync then
+ * clones table by table, or the strategy builds without a sync).
+ */
+export function planStagingClone(
+  strategy: 'blue-green' | 'clone-back' | 'wap' | 'wac' | 'mirror' | 'rollback',
+  prod: Location,
+  staging: Location,
+  owner: StagingOwner,
+): string[] {
+  const { storedName } = snowflakeDialect;
+  if (strategy !== 'blue-green' && strategy !== 'clone-back') return [];
+  if (storedName(prod.database) === storedName(staging.database)) return [];
+  if (storedName(prod.schema) !== storedName(staging.schema)) return [];
+  return cloneStaging(prod.database, staging.database, { kind: 'absent' }, owner, []);
+}
+
+/**
  * The cut-over of a strategy as `dbt-deploy plan` prints it, from the targets' databases and schemas.
  * Table and schema names dbt resolves at run time appear as `<schema>` and `<table>`; the backup's name
  * depends on the deploy id (`backupLocationName`).
@@ -241,7 +337,7 @@ export function planCutOver(
       if (sameDatabase)
         return swapSchemas(prod.database, [
           { prod: '<prod schema>', staging: '<staging schema>', backup: '<backup schema>' },
-        ]);
+        ]).map(plain);
       return [
         `GRANT <prod's database, schema and future grants> ON … ${quoteIdentifier(staging.database)} …`,
         plain(
