@@ -3,7 +3,9 @@
  * against a real account. Runs only when SNOWFLAKE_ACCOUNT, SNOWFLAKE_USER and SNOWFLAKE_PASSWORD (or
  * SNOWFLAKE_PRIVATE_KEY_PATH) are set, with SNOWFLAKE_ROLE and SNOWFLAKE_WAREHOUSE; otherwise every test
  * is reported as skipped, never as passed. It works in databases named `DBT_DEPLOY_LIVE_<random>` that
- * it creates and drops (`npm run test:snowflake-live`).
+ * it creates and drops (`npm run test:snowflake-live`). blue-green and clone-back start from a
+ * `CREATE DATABASE … CLONE` of prod: the first finds no staging database, later ones replace the one
+ * an ended deploy left.
  */
 import { randomBytes } from 'node:crypto';
 import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -97,8 +99,8 @@ describe.skipIf(!credentials)('live Snowflake', () => {
     await writeFile(
       sources,
       (await readFile(sources, 'utf8')).replace(
-        '    schema: raw',
-        `    database: ${PROD}_RAW\n    schema: raw`,
+        /^( {4})schema: .*$/m,
+        `$1database: ${PROD}_RAW\n$1schema: raw`,
       ),
     );
     await writeFile(
@@ -142,11 +144,23 @@ describe.skipIf(!credentials)('live Snowflake', () => {
     expect(Number((await checksum('FCT_ORDERS'))?.['N'])).toBeGreaterThan(0);
   });
 
-  it('a failing audit leaves prod untouched', async () => {
+  it('a failing audit leaves prod untouched; its staging stays a marked clone of prod', async () => {
     const before = await checksum('FCT_ORDERS');
     const result = await deploy('blue-green', '{break_audit: true}');
     expect(result.status).toBe('failed');
     expect(await checksum('FCT_ORDERS')).toEqual(before);
+    // The sync made staging with one CREATE DATABASE … CLONE, its owner in the comment, and dropped
+    // the backup schemas that came along; the next deploy of this environment replaces it.
+    const [staging] = await query(
+      `SELECT comment FROM ${PROD}.information_schema.databases WHERE database_name = '${STAGING}'`,
+    );
+    expect(staging?.['COMMENT']).toBe(
+      `dbt-deploy staging: project=jaffle_shop env=prod deploy=${result.deployId}`,
+    );
+    const schemas = await query(`SELECT schema_name FROM ${STAGING}.information_schema.schemata`);
+    expect(
+      schemas.map((r) => String(r['SCHEMA_NAME'])).filter((n) => n.startsWith('DBT_DEPLOY_BACKUP__')),
+    ).toEqual([]);
   });
 
   it('a fault after the swap swaps back; rollback restores the previous deploy', async () => {
