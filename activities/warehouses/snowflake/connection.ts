@@ -115,10 +115,17 @@ export class SnowflakeSession {
 }
 
 let quieted = false;
-/** The driver logs to a file in the working directory by default; the worker has its own log. */
+/**
+ * The driver logs to `snowflake.log` in the working directory by default, which litters a dbt project
+ * or a checkout; every error it would log reaches the step's failure, and the worker has its own log.
+ */
 function quietDriver(): void {
   if (quieted) return;
-  snowflake.configure({ logLevel: 'ERROR', additionalLogToConsole: false });
+  const drop = (): void => undefined;
+  snowflake.configure({
+    logLevel: 'ERROR',
+    customLogger: { error: drop, warn: drop, info: drop, debug: drop, trace: drop },
+  });
   quieted = true;
 }
 
