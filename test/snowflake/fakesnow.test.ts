@@ -240,6 +240,29 @@ describe.skipIf(!fakesnowInstalled())(
       expect(await count(`${STAGING}.analytics.customer_revenue_as_built`, 'sum(orders)')).toBe(FIRST_ORDERS);
     });
 
+    it('refuses to clone over a staging database dbt-deploy did not make, before any change', async () => {
+      // fakesnow runs the lookup (information_schema.databases) but keeps no database comments, and its
+      // database clone is empty: only the refusal is claimed here, the clone itself is not.
+      const pairs = [{ prod: model('fct_orders').prod, staging: model('fct_orders').build }].map((p) => ({
+        prod: { database: p.prod.database, schema: p.prod.schema },
+        staging: { database: p.staging.database, schema: p.staging.schema },
+      }));
+      const before = statements.length;
+      await expect(
+        adapter.cloneBuildDatabase(
+          pairs,
+          { project: 'jaffle_shop', env: 'prod', deployId: 'prod-3' },
+          {
+            wholeDatabase: true,
+          },
+        ),
+      ).rejects.toThrow(
+        /^staging database JAFFLE_STAGING exists and is not this environment's dbt-deploy staging \(comment: none\)/,
+      );
+      expect(statements.slice(before).filter((s) => /\] (CREATE|DROP|GRANT|ALTER)/.test(s))).toEqual([]);
+      expect(await count(`${STAGING}.analytics.customer_revenue_as_built`, 'sum(orders)')).toBe(FIRST_ORDERS);
+    });
+
     it('keeps backups of what dbt built (tables cloned into new tables, views recorded), lists them and drops only the stale', async () => {
       const relations = [
         model('fct_orders').prod,
