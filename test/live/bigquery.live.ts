@@ -2,7 +2,7 @@
  * BigQuery for real: set GOOGLE_APPLICATION_CREDENTIALS (a service account key) and
  * DBT_DEPLOY_BQ_PROJECT, then `npm run test:bigquery-live`. Every dataset it makes carries a random
  * suffix and is deleted afterwards. Without those variables every test is reported as skipped. It
- * checks what the emulator cannot show: partitioning and clustering kept by a publish, snapshots that
+ * checks what the emulator cannot show: partitioning, clustering and labels set by dbt kept by a publish, snapshots that
  * expire, and the whole saga against BigQuery's own copy jobs and clones.
  */
 import { randomBytes } from 'node:crypto';
@@ -55,6 +55,8 @@ describe.skipIf(!live)(`BigQuery live in project ${projectId || '(unset)'}`, () 
     const config = parse(await readFile(file, 'utf8')) as { models: { jaffle_shop: { marts: object } } };
     config.models.jaffle_shop.marts = {
       ...config.models.jaffle_shop.marts,
+      '+persist_docs': { relation: true, columns: true },
+      '+labels': { layer: 'mart' },
       fct_orders: {
         '+partition_by': { field: 'ordered_at', data_type: 'timestamp', granularity: 'day' },
         '+cluster_by': ['customer_id'],
@@ -76,13 +78,19 @@ describe.skipIf(!live)(`BigQuery live in project ${projectId || '(unset)'}`, () 
         .catch(() => undefined);
   });
 
-  it('wac publishes by copy job, keeping partitioning and clustering, with labelled jobs', async () => {
+  it('wac publishes by copy job, keeping partitioning, clustering, descriptions and labels', async () => {
     const result = await deploy();
     expect(result.status, result.reason).toBe('published');
     expect(await coverage()).toEqual({ rows: 600, source: 600 });
     const [metadata] = await client.dataset(PROD).table('fct_orders').getMetadata();
     expect(metadata.timePartitioning?.field).toBe('ordered_at');
     expect(metadata.clustering?.fields).toEqual(['customer_id']);
+    // dbt set these on the staging table (persist_docs, labels); the publish keeps them.
+    expect(metadata.description).toContain('One row per order');
+    expect(metadata.labels).toEqual({ layer: 'mart' });
+    expect(metadata.schema?.fields?.find((f: { name?: string }) => f.name === 'order_id')?.description).toBe(
+      'Primary key.',
+    );
     const [snapshot] = await client.dataset(backupLocationName(result.deployId)).getTables();
     expect(snapshot.every((t) => t.metadata?.type !== 'VIEW')).toBe(true);
   });

@@ -14,6 +14,8 @@ export const TEST_NAMESPACES = [
   'test-inputs',
   'test-secrets',
   'test-bigquery',
+  // The BigQuery file's mirror case runs beside its deploy chain, on the same project and env name.
+  'test-bigquery-mirror',
   'test-package',
   'test-secure',
   'test-hosts',

@@ -41,6 +41,19 @@ async function content(table: string): Promise<string> {
   return String(row?.['md5']);
 }
 
+/** What a publish or restore keeps of a table, as tables.get returns it. */
+async function properties(table: string): Promise<Record<string, unknown>> {
+  const [dataset, name] = table.split('.') as [string, string];
+  const [m] = await client.dataset(dataset).table(name).getMetadata();
+  return {
+    timePartitioning: m.timePartitioning,
+    clustering: m.clustering,
+    description: m.description,
+    labels: m.labels,
+    schema: m.schema,
+  };
+}
+
 describe('the BigQuery adapter on the emulator', () => {
   const log: string[] = [];
   let adapter: BigQueryAdapter;
@@ -125,6 +138,72 @@ describe('the BigQuery adapter on the emulator', () => {
     expect(log.some((l) => /CREATE TABLE `[^`]+`\.`analytics`\.`orders` CLONE/.test(l))).toBe(true);
   });
 
+  it('publishes onto a table laid out otherwise: the source partitioning, clustering, descriptions and labels', async () => {
+    // Made by the API: the emulator keeps partitioning, clustering and labels only from tables.insert.
+    const schema = (note: string) => ({
+      fields: [
+        { name: 'ordered_at', type: 'TIMESTAMP' },
+        { name: 'customer_id', type: 'INTEGER', description: `the customer (${note})` },
+      ],
+    });
+    await client.dataset('staging').createTable('events_by_day', {
+      schema: schema('staging'),
+      timePartitioning: { type: 'DAY', field: 'ordered_at' },
+      clustering: { fields: ['customer_id'] },
+      description: 'events, one partition a day',
+      labels: { team: 'shop', tier: 'gold' },
+    });
+    await read(`INSERT INTO \`${project}.staging.events_by_day\` VALUES (TIMESTAMP '2026-11-30', 7)`);
+    // Prod's table: unpartitioned, its own description and a label the source does not have.
+    await client.dataset('analytics').createTable('events_by_day', {
+      schema: schema('prod'),
+      description: 'old',
+      labels: { team: 'sales', hand_made: 'yes' },
+    });
+    const expected = await properties('staging.events_by_day');
+    expect(expected).toMatchObject({
+      timePartitioning: { type: 'DAY', field: 'ordered_at' },
+      clustering: { fields: ['customer_id'] },
+      labels: { team: 'shop', tier: 'gold' },
+    });
+
+    for (const options of [{}, { cloneAboveBytes: 0 }]) {
+      const publisher = await BigQueryAdapter.open(connection, () => {}, undefined, options);
+      await publisher.replaceRelations({
+        tables: [{ from: rel('staging', 'events_by_day'), to: rel('analytics', 'events_by_day') }],
+        views: [],
+        drop: [],
+      });
+      expect(await properties('analytics.events_by_day')).toEqual(expected);
+      expect(await content('analytics.events_by_day')).toBe(await content('staging.events_by_day'));
+    }
+  });
+
+  it('restores a table with the partitioning, clustering, description and labels it was backed up with', async () => {
+    const before = await properties('analytics.events_by_day');
+    const backup = await adapter.backup('prod-3', [rel('analytics', 'events_by_day')], {
+      env: 'prod',
+      createdAt: '2026-11-30T11:00:00.000Z',
+    });
+    // A deploy after it changed all of them.
+    await client.dataset('analytics').table('events_by_day').delete();
+    await client.dataset('analytics').createTable('events_by_day', {
+      schema: {
+        fields: [
+          { name: 'ordered_at', type: 'TIMESTAMP' },
+          { name: 'customer_id', type: 'INTEGER' },
+        ],
+      },
+      clustering: { fields: ['ordered_at'] },
+      description: 'changed',
+      labels: { team: 'other', extra: 'x' },
+    });
+    await adapter.restore(backup);
+
+    expect(await properties('analytics.events_by_day')).toEqual(before);
+    await adapter.dropBackup(backup);
+  });
+
   it('looks a job up instead of running it twice when its submission is lost on the way', async () => {
     await read(`CREATE TABLE \`${project}.staging.events\` (id INT64)`);
     // An injected fault (a response lost in transit cannot be produced on demand): the job is
@@ -136,7 +215,9 @@ describe('the BigQuery adapter on the emulator', () => {
     });
     const submit = lossy.createQueryJob.bind(lossy);
     let lost = 0;
+    const sent: Array<{ jobId?: string; labels?: Record<string, string> }> = [];
     lossy.createQueryJob = (async (options: never) => {
+      sent.push(options);
       const result = await submit(options);
       if (lost++ === 0) {
         await result[0].getQueryResults();
@@ -144,9 +225,25 @@ describe('the BigQuery adapter on the emulator', () => {
       }
       return result;
     }) as never;
-    const retrying = await BigQueryAdapter.open(connection, () => {}, undefined, { client: lossy });
+    const retrying = await BigQueryAdapter.open(
+      connection,
+      () => {},
+      {
+        deployId: 'prod-4',
+        step: 'publishTables',
+        attempt: 'run1_7_1',
+      },
+      { client: lossy },
+    );
     await retrying.run({ kind: 'query', sql: `INSERT INTO \`${project}.staging.events\` VALUES (1)` });
     expect(await read(`SELECT COUNT(*) AS n FROM \`${project}.staging.events\``)).toEqual([{ n: 1 }]);
     expect(lost).toBe(1);
+    // Sent once, under the id the lookup found it by, labelled with the deploy and step (the emulator
+    // drops query job labels, so they are read from the request).
+    expect(sent).toHaveLength(1);
+    expect(sent[0]).toMatchObject({
+      jobId: 'dbt_deploy_prod-4_publishTables_run1_7_1_1',
+      labels: { dbt_deploy: 'prod-4', dbt_deploy_step: 'publish_tables' },
+    });
   });
 });

@@ -20,8 +20,10 @@ import {
   fingerprintSql,
   jobId,
   jobLabels,
+  propertiesPatch,
   publishTableJobs,
   restoreTableJobs,
+  sameLayout,
   snapshotJobs,
   timeTravelRestoreSql,
   viewJobs,
@@ -34,22 +36,26 @@ const staging = { database: 'acme-data', schema: 'analytics_staging', identifier
 const prod = { database: 'acme-data', schema: 'analytics', identifier: 'fct_orders' };
 const snapshot = { database: 'acme-data', schema: 'dbt_deploy_backup__prod_1', identifier: 't0__fct_orders' };
 const ref = (r: typeof prod) => ({ projectId: r.database, datasetId: r.schema, tableId: r.identifier });
-const absent = { kind: 'absent', sameSchema: false } as const;
-const sameTable = { kind: 'table', sameSchema: true } as const;
-const changedTable = { kind: 'table', sameSchema: false } as const;
+const absent = { kind: 'absent', sameSchema: false, sameLayout: false } as const;
+const sameTable = { kind: 'table', sameSchema: true, sameLayout: true } as const;
+const changedTable = { kind: 'table', sameSchema: false, sameLayout: true } as const;
+/** Partitioned or clustered otherwise than the table published onto it. */
+const relaidTable = { kind: 'table', sameSchema: true, sameLayout: false } as const;
+const dropProd = { kind: 'query', sql: 'DROP TABLE IF EXISTS `acme-data`.`analytics`.`fct_orders`' };
+// https://cloud.google.com/bigquery/docs/managing-tables#copy-table
+// (jobs.insert configuration.copy; WRITE_TRUNCATE overwrites data and schema)
+const copyToProd = {
+  kind: 'copy',
+  operationType: 'COPY',
+  source: ref(staging),
+  destination: ref(prod),
+  writeDisposition: 'WRITE_TRUNCATE',
+  createDisposition: 'CREATE_IF_NEEDED',
+};
 
 describe('publishing a table', () => {
   it('by copy job with WRITE_TRUNCATE: atomic for the table, schema replaced', () => {
-    // https://cloud.google.com/bigquery/docs/managing-tables#copy-table
-    // (jobs.insert configuration.copy; WRITE_TRUNCATE overwrites data and schema)
-    const expected = {
-      kind: 'copy',
-      operationType: 'COPY',
-      source: ref(staging),
-      destination: ref(prod),
-      writeDisposition: 'WRITE_TRUNCATE',
-      createDisposition: 'CREATE_IF_NEEDED',
-    };
+    const expected = copyToProd;
     expect(publishTableJobs(staging, prod, changedTable, 'copy', 'bigquery')).toEqual([expected]);
     expect(publishTableJobs(staging, prod, absent, 'copy', 'bigquery')).toEqual([expected]);
     // The emulator's WRITE_TRUNCATE keeps the old schema (HTTP 500 on another one): it drops first.
@@ -74,7 +80,13 @@ describe('publishing a table', () => {
 
   it('a view standing where a table lands is dropped first', () => {
     // https://cloud.google.com/bigquery/docs/reference/standard-sql/data-definition-language#drop_view_statement
-    const jobs = publishTableJobs(staging, prod, { kind: 'view', sameSchema: false }, 'copy', 'bigquery');
+    const jobs = publishTableJobs(
+      staging,
+      prod,
+      { kind: 'view', sameSchema: false, sameLayout: false },
+      'copy',
+      'bigquery',
+    );
     expect(jobs[0]).toEqual({
       kind: 'query',
       sql: 'DROP VIEW IF EXISTS `acme-data`.`analytics`.`fct_orders`',
@@ -88,6 +100,71 @@ describe('publishing a table', () => {
     expect(chooseMethod(CLONE_ABOVE_BYTES - 1)).toBe('copy');
     expect(chooseMethod(CLONE_ABOVE_BYTES)).toBe('clone');
     expect(chooseMethod(5, 1)).toBe('clone');
+  });
+});
+
+describe('what a published or restored table keeps', () => {
+  const copy = copyToProd;
+  const daily = {
+    timePartitioning: { type: 'DAY', field: 'ordered_at' },
+    clustering: { fields: ['customer_id'] },
+  };
+
+  it('column descriptions and policy tags: the copy job takes the source schema (WRITE_TRUNCATE, not WRITE_TRUNCATE_DATA)', () => {
+    // https://cloud.google.com/bigquery/docs/reference/auditlogs/rest/Shared.Types/BigQueryAuditMetadata.WriteDisposition
+    // (WRITE_TRUNCATE need not keep the destination's schema, column-level policy or column
+    // descriptions; WRITE_TRUNCATE_DATA keeps them, which would leave prod's old ones in place). The clone carries the base table's schema:
+    // https://cloud.google.com/bigquery/docs/table-clones-intro
+    expect(publishTableJobs(staging, prod, sameTable, 'copy', 'bigquery')).toEqual([copy]);
+    expect(publishTableJobs(staging, prod, sameTable, 'clone', 'bigquery').at(-1)).toEqual({
+      kind: 'query',
+      sql: 'CREATE TABLE `acme-data`.`analytics`.`fct_orders` CLONE `acme-data`.`analytics_staging`.`fct_orders`',
+    });
+  });
+
+  it('partitioning and clustering: a table laid out otherwise is dropped before the copy creates it anew', () => {
+    // https://cloud.google.com/bigquery/docs/managing-partitioned-tables ("Copy partitioned tables":
+    // onto a table partitioned otherwise the copy fails; onto an unpartitioned one it stays
+    // unpartitioned). A new destination gets the source's partitioning and clustering, as dbt-bigquery
+    // drops a table its `is_replaceable` refuses.
+    expect(publishTableJobs(staging, prod, relaidTable, 'copy', 'bigquery')).toEqual([dropProd, copy]);
+    expect(publishTableJobs(staging, prod, relaidTable, 'copy', 'emulator')).toEqual([dropProd, copy]);
+    expect(publishTableJobs(staging, prod, sameTable, 'copy', 'bigquery')).toEqual([copy]);
+    // https://cloud.google.com/bigquery/docs/table-snapshots-restore: the restored table is the snapshot's.
+    expect(restoreTableJobs(snapshot, prod, relaidTable, 'bigquery')[0]).toEqual(dropProd);
+    // Compared as dbt-bigquery compares them: partition column (any case) and granularity, clustering in order.
+    expect(sameLayout(daily, { ...daily, timePartitioning: { type: 'DAY', field: 'ORDERED_AT' } })).toBe(
+      true,
+    );
+    expect(sameLayout(daily, { ...daily, timePartitioning: { type: 'MONTH', field: 'ordered_at' } })).toBe(
+      false,
+    );
+    expect(sameLayout(daily, { ...daily, clustering: { fields: ['status'] } })).toBe(false);
+    expect(sameLayout(daily, {})).toBe(false);
+    expect(sameLayout({}, { labels: { team: 'x' } })).toBe(true);
+  });
+
+  it('description and labels: set from the source by tables.patch, a label prod has beyond it removed', () => {
+    // https://cloud.google.com/bigquery/docs/reference/rest/v2/tables/patch (only the fields sent
+    // change); https://cloud.google.com/bigquery/docs/deleting-labels#deleting_table_labels (a label
+    // set to null in tables.patch is deleted).
+    const source = { description: 'One row per order.', labels: { team: 'finance' } };
+    const before = { description: 'old', labels: { team: 'sales', owner: 'ana' } };
+    expect(propertiesPatch(source, before, 'bigquery')).toEqual({
+      description: 'One row per order.',
+      labels: { owner: null, team: 'finance' },
+    });
+    // A description the model no longer has is cleared.
+    expect(propertiesPatch({}, { description: 'old' }, 'bigquery')).toEqual({ description: null });
+    expect(propertiesPatch({}, before, 'bigquery')).toEqual({
+      description: null,
+      labels: { team: null, owner: null },
+    });
+    expect(propertiesPatch({}, undefined, 'bigquery')).toBeUndefined();
+    expect(propertiesPatch({ labels: {} }, { labels: {} }, 'bigquery')).toBeUndefined();
+    // The emulator replaces the whole map on a patch and fails on a null label: the source's labels.
+    expect(propertiesPatch(source, before, 'emulator')).toEqual(source);
+    expect(propertiesPatch({}, before, 'emulator')).toEqual({ description: null, labels: {} });
   });
 });
 

@@ -42,6 +42,7 @@ import {
   type Destination,
   manifestJobs,
   dropDatasetSql,
+  propertiesPatch,
   dropJobs,
   fingerprintSql,
   jobId,
@@ -49,8 +50,10 @@ import {
   publishTableJobs,
   quoteTable,
   restoreTableJobs,
+  sameLayout,
   SNAPSHOT_EXPIRATION_DAYS,
   snapshotJobs,
+  type TableProperties,
   timeTravelRestoreSql,
   viewDefinitionSql,
   viewJobs,
@@ -237,10 +240,13 @@ export class BigQueryAdapter implements WarehouseAdapter {
     await this.run({ kind: 'query', sql: createDatasetSql(location, this.connection.location) });
     const rows: ManifestRow[] = [];
     for (const [index, prod] of relations.entries()) {
-      const kind = await this.relationKind(prod);
+      const metadata = await this.metadata(prod);
+      const kind = kindOf(metadata);
       if (kind === 'table') {
         const copy = { ...location, identifier: `t${index}__${prod.identifier}` };
         await this.runAll(snapshotJobs(prod, copy, expiresAt, this.target));
+        // The snapshot holds prod's description and labels as its own, for the restore to put back.
+        await this.keepTableProperties(metadata as TableMetadata, copy, undefined);
         rows.push({ entry: { prod, kind, copy }, viewSql: null });
       } else {
         rows.push({
@@ -270,8 +276,9 @@ export class BigQueryAdapter implements WarehouseAdapter {
         );
       }
       await this.ensureDataset(entry.prod);
-      const destination = await this.destination(entry.prod, source);
+      const { destination, before } = await this.destination(entry.prod, source);
       await this.runAll(restoreTableJobs(snapshot, entry.prod, destination, this.target));
+      await this.keepTableProperties(source, entry.prod, before);
     }
     // Views after the tables they read.
     for (const entry of backup.entries.filter((e) => e.kind === 'view')) {
@@ -310,13 +317,13 @@ export class BigQueryAdapter implements WarehouseAdapter {
       const source = await this.metadata(from);
       if (!source) throw new Error(`${quoteTable(from)} does not exist: nothing to publish from`);
       await this.ensureDataset(to);
-      const destination = await this.destination(to, source);
+      const { destination, before } = await this.destination(to, source);
       const method = chooseMethod(
         Number(source.numBytes ?? 0),
         this.options.cloneAboveBytes ?? CLONE_ABOVE_BYTES,
       );
       await this.runAll(publishTableJobs(from, to, destination, method, this.target));
-      await this.keepTableProperties(source, to);
+      await this.keepTableProperties(source, to, before);
     }
     for (const { to, sql } of change.views) {
       await this.ensureDataset(to);
@@ -344,27 +351,47 @@ export class BigQueryAdapter implements WarehouseAdapter {
 
   async close(): Promise<void> {}
 
-  /** What sits where a table is about to land, and whether its columns match the source's. */
-  private async destination(to: Relation, source: TableMetadata): Promise<Destination> {
-    const current = await this.metadata(to);
-    const kind = kindOf(current);
+  /** What sits where a table is about to land, and whether its columns and layout match the source's. */
+  private async destination(
+    to: Relation,
+    source: TableMetadata,
+  ): Promise<{ destination: Destination; before: TableMetadata | undefined }> {
+    const before = await this.metadata(to);
+    const kind = kindOf(before);
+    const table = kind === 'table' && before !== undefined;
     const sameSchema =
-      kind === 'table' &&
-      JSON.stringify(current?.schema?.fields ?? []) === JSON.stringify(source.schema?.fields ?? []);
-    return { kind, sameSchema };
+      table && JSON.stringify(before.schema?.fields ?? []) === JSON.stringify(source.schema?.fields ?? []);
+    return {
+      destination: {
+        kind,
+        sameSchema,
+        sameLayout: table && sameLayout(before as TableProperties, source as TableProperties),
+      },
+      before,
+    };
   }
 
   /**
-   * A copy job carries the schema (column descriptions and policy tags), partitioning and clustering
-   * of the source; the table's own description and labels are set from the source explicitly.
+   * A copy job and a clone carry the source's schema (column descriptions, policy tags), partitioning
+   * and clustering (plans.ts drops a table laid out otherwise first); the table's own description and
+   * labels are set from the source explicitly (see `propertiesPatch`).
    */
-  private async keepTableProperties(source: TableMetadata, to: Relation): Promise<void> {
-    const patch: TableMetadata = {};
-    if (source.description !== undefined) patch.description = source.description;
-    if (source.labels && Object.keys(source.labels).length > 0) patch.labels = source.labels;
-    if (Object.keys(patch).length === 0) return;
+  private async keepTableProperties(
+    source: TableMetadata,
+    to: Relation,
+    before: TableMetadata | undefined,
+  ): Promise<void> {
+    const patch = propertiesPatch(
+      source as TableProperties,
+      before as TableProperties | undefined,
+      this.target,
+    );
+    if (!patch) return;
     this.statements.event(`tables.patch ${quoteTable(to)} ${JSON.stringify(patch)}`);
-    await this.client.dataset(to.schema, { projectId: to.database }).table(to.identifier).setMetadata(patch);
+    await this.client
+      .dataset(to.schema, { projectId: to.database })
+      .table(to.identifier)
+      .setMetadata(patch as TableMetadata);
   }
 
   private async ensureDataset(relation: Relation): Promise<void> {

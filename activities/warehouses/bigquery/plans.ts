@@ -69,6 +69,83 @@ export interface Destination {
   kind: 'table' | 'view' | 'absent';
   /** The destination's columns equal the source's (only asked when both are tables). */
   sameSchema: boolean;
+  /** The destination is partitioned and clustered as the source is (only asked when both are tables). */
+  sameLayout: boolean;
+}
+
+/**
+ * The part of a table's metadata (tables.get) that a publish or restore keeps: the table's own
+ * description and labels, and the partitioning and clustering that decide whether one table can
+ * overwrite another. Column descriptions and policy tags live in the schema and travel with it.
+ * https://cloud.google.com/bigquery/docs/reference/rest/v2/tables#Table
+ */
+export interface TableProperties {
+  description?: string | null;
+  labels?: Record<string, string> | null;
+  timePartitioning?: { type?: string; field?: string } | null;
+  rangePartitioning?: {
+    field?: string;
+    range?: { start?: string | number; end?: string | number; interval?: string | number };
+  } | null;
+  clustering?: { fields?: string[] } | null;
+}
+
+/**
+ * Partitioning and clustering in one comparable value, compared as dbt-bigquery's `is_replaceable`
+ * compares them (partition column and granularity, or range; clustering columns in order).
+ */
+function layoutKey(table: TableProperties): string {
+  const time = table.timePartitioning;
+  const range = table.rangePartitioning;
+  const partitioning = time
+    ? `time:${time.type ?? 'DAY'}:${(time.field ?? '_PARTITIONTIME').toLowerCase()}`
+    : range
+      ? `range:${(range.field ?? '').toLowerCase()}:${range.range?.start}:${range.range?.end}:${range.range?.interval}`
+      : 'none';
+  const clustering = (table.clustering?.fields ?? []).map((f) => f.toLowerCase()).join(',');
+  return `${partitioning}|${clustering}`;
+}
+
+export function sameLayout(a: TableProperties, b: TableProperties): boolean {
+  return layoutKey(a) === layoutKey(b);
+}
+
+/** A tables.patch body: the fields set, and `null` for what is removed. */
+export interface PropertiesPatch {
+  description?: string | null;
+  labels?: Record<string, string | null>;
+}
+
+/**
+ * Makes a published (or restored) table's description and labels those of `source`: a copy job onto
+ * an existing table keeps the destination's own, and a new table from a copy job or a clone is not
+ * certain to get the source's, so they are set explicitly after every publish and restore, as dbt's
+ * `CREATE OR REPLACE TABLE … OPTIONS (description, labels)` would have set them.
+ * https://cloud.google.com/bigquery/docs/reference/rest/v2/tables/patch (only the fields sent change);
+ * https://cloud.google.com/bigquery/docs/deleting-labels#deleting_table_labels (in tables.patch a
+ * label whose value is null is deleted; the others are added or kept).
+ * The emulator replaces the whole label map on a patch and fails with HTTP 500 on a null value, so
+ * its patch sends exactly the source's labels. `before` is the destination before the publish
+ * (undefined when nothing stood there): what it had beyond the source is removed. Undefined when
+ * there is nothing to set or remove.
+ */
+export function propertiesPatch(
+  source: TableProperties,
+  before: TableProperties | undefined,
+  target: BigQueryTarget,
+): PropertiesPatch | undefined {
+  const labels = source.labels ?? {};
+  const stale = Object.keys(before?.labels ?? {}).filter((key) => !(key in labels));
+  const description = source.description ?? null;
+  const patch: PropertiesPatch = {};
+  if (description !== null || (before?.description ?? null) !== null) patch.description = description;
+  if (Object.keys(labels).length > 0 || stale.length > 0) {
+    patch.labels =
+      target === 'emulator'
+        ? { ...labels }
+        : { ...Object.fromEntries(stale.map((key) => [key, null])), ...labels };
+  }
+  return Object.keys(patch).length === 0 ? undefined : patch;
 }
 
 /** Puts the rows of `from` into the table `to`, by the chosen method. */
@@ -89,14 +166,27 @@ export function publishTableJobs(
     jobs.push(query(`CREATE TABLE ${quoteTable(to)} CLONE ${quoteTable(from)}`));
     return jobs;
   }
-  // The emulator's WRITE_TRUNCATE deletes and inserts, keeping the old schema (and fails with HTTP 500
-  // on a different one), so a changed table is dropped first there; BigQuery replaces the schema too.
-  if (target === 'emulator' && destination.kind === 'table' && !destination.sameSchema)
-    jobs.push(query(`DROP TABLE IF EXISTS ${quoteTable(to)}`));
+  if (mustDropBeforeCopy(destination, target)) jobs.push(query(`DROP TABLE IF EXISTS ${quoteTable(to)}`));
   // https://cloud.google.com/bigquery/docs/managing-tables#copy-table: writeDisposition WRITE_TRUNCATE
-  // overwrites the destination's data and schema atomically when the job succeeds.
+  // overwrites the destination's data and schema atomically when the job succeeds. The schema carries
+  // the column descriptions and policy tags; WRITE_TRUNCATE_DATA would keep the destination's instead
+  // (https://cloud.google.com/bigquery/docs/reference/auditlogs/rest/Shared.Types/BigQueryAuditMetadata.WriteDisposition).
   jobs.push(copyJob('COPY', from, to));
   return jobs;
+}
+
+/**
+ * An existing table that a copy job cannot overwrite as the source is. Partitioning: a copy job onto a
+ * table partitioned otherwise fails, and onto an unpartitioned one leaves it unpartitioned
+ * (https://cloud.google.com/bigquery/docs/managing-partitioned-tables, "Copy partitioned tables"), so a
+ * table whose partitioning or clustering changed is dropped first and created by the copy, as
+ * dbt-bigquery drops a table that `is_replaceable` refuses; that one table is missing for the moment
+ * between the two jobs. The emulator's WRITE_TRUNCATE deletes and inserts, keeping the old schema (and
+ * fails with HTTP 500 on a different one), so there a changed schema is dropped first too.
+ */
+function mustDropBeforeCopy(destination: Destination, target: BigQueryTarget): boolean {
+  if (destination.kind !== 'table') return false;
+  return !destination.sameLayout || (target === 'emulator' && !destination.sameSchema);
 }
 
 /** A view created (or replaced) from the SELECT dbt compiled for where it lands. */
@@ -143,9 +233,9 @@ export function restoreTableJobs(
 ): BigQueryJob[] {
   const jobs: BigQueryJob[] = [];
   if (destination.kind === 'view') jobs.push(query(`DROP VIEW IF EXISTS ${quoteTable(prod)}`));
-  // As for a copy: the emulator's WRITE_TRUNCATE keeps the schema of the table it overwrites.
-  if (target === 'emulator' && destination.kind === 'table' && !destination.sameSchema)
-    jobs.push(query(`DROP TABLE IF EXISTS ${quoteTable(prod)}`));
+  // As for a copy: a table partitioned or clustered otherwise (and on the emulator, one with other
+  // columns) is dropped first, so the restored table has the snapshot's layout and schema.
+  if (mustDropBeforeCopy(destination, target)) jobs.push(query(`DROP TABLE IF EXISTS ${quoteTable(prod)}`));
   jobs.push(copyJob('RESTORE', snapshot, prod));
   return jobs;
 }
