@@ -74,7 +74,7 @@ sys.exit(cli())
  * How an idle warm process is started: its script comes through the environment, so until it has an
  * invocation its command line names no dbt command (a `pgrep -f dbt` finds only processes running one).
  */
-const SCRIPT_VARIABLE = 'DBT_DEPLOY_WARM_SCRIPT';
+const SCRIPT_VARIABLE = 'DEPLOY_WARM_SCRIPT';
 const BOOT = `import os; exec(os.environ.pop('${SCRIPT_VARIABLE}'))`;
 /** Room in the command line for the invocation's own (longer ones are cut: `ps` shows their start). */
 const TITLE_ROOM = ' '.repeat(8_192);
