@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { copyFile, mkdir, readFile, rename } from 'node:fs/promises';
 import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { execa } from 'execa';
+import { type DbtProcess, startDbt } from './dbt-process.js';
 
 /**
  * Where dbt is looked for, first found wins: `DBT_BIN`; `.venv/bin/dbt` in the working directory;
@@ -59,6 +59,8 @@ export interface DbtInvocation {
   onProgress?: (progress: DbtProgress) => void;
   /** Added to dbt's environment (an engine's switches, never credentials: dbt reads those itself). */
   env?: Record<string, string>;
+  /** The target's engine, so a warm dbt process has its adapter imported ahead (see dbt-process.ts). */
+  engine?: string;
 }
 
 export interface DbtOutcome {
@@ -149,32 +151,40 @@ export async function runDbt(invocation: DbtInvocation): Promise<DbtOutcome> {
       ? ['--partial-parse-file-path', invocation.partialParseFile]
       : []),
   ];
+  const child = startDbt(bin, args, {
+    cwd: invocation.projectDir,
+    env: { ...(process.env as Record<string, string>), ...invocation.env, ...DBT_ENV },
+    ...(invocation.engine ? { engine: invocation.engine } : {}),
+  });
+  // An abort kills dbt (SIGTERM, then SIGKILL after 3 s: see dbt-process.ts).
+  let cancelled = false;
+  const cancel = () => {
+    cancelled = true;
+    child.kill();
+  };
+  if (invocation.signal?.aborted) cancel();
+  invocation.signal?.addEventListener('abort', cancel, { once: true });
   const progress: DbtProgress = { done: 0, total: 0, failed: 0 };
   const errors: string[] = [];
   const listed: string[] = [];
   // Ctrl-C on a worker in a terminal reaches dbt too; dbt then exits 2, like a broken project would.
   let interrupted = false;
-  const child = execa(bin, args, {
-    cwd: invocation.projectDir,
-    env: { ...invocation.env, ...DBT_ENV },
-    reject: false,
-    lines: true,
-    // dbt handles SIGTERM by cancelling its queries; if it lingers, it is killed.
-    ...(invocation.signal ? { cancelSignal: invocation.signal } : {}),
-    forceKillAfterDelay: 3_000,
-    buffer: { stdout: false, stderr: true },
-  });
-  for await (const line of child.iterable({ from: 'stdout' })) {
-    const event = parseEvent(String(line));
-    if (!event) continue;
-    if (applyEvent(progress, event)) invocation.onProgress?.({ ...progress });
-    if (event.level === 'error' && event.msg) errors.push(event.msg);
-    if (event.name === 'MainKeyboardInterrupt') interrupted = true;
-    // `dbt ls` prints each resource as a PrintEvent whose message is the resource's JSON.
-    if (event.name === 'PrintEvent' && event.msg?.startsWith('{')) listed.push(event.msg);
+  let result: Awaited<DbtProcess>;
+  try {
+    for await (const line of child.iterable({ from: 'stdout' })) {
+      const event = parseEvent(String(line));
+      if (!event) continue;
+      if (applyEvent(progress, event)) invocation.onProgress?.({ ...progress });
+      if (event.level === 'error' && event.msg) errors.push(event.msg);
+      if (event.name === 'MainKeyboardInterrupt') interrupted = true;
+      // `dbt ls` prints each resource as a PrintEvent whose message is the resource's JSON.
+      if (event.name === 'PrintEvent' && event.msg?.startsWith('{')) listed.push(event.msg);
+    }
+    result = await child;
+  } finally {
+    invocation.signal?.removeEventListener('abort', cancel);
   }
-  const result = await child;
-  if (result.isCanceled) throw new Error('dbt was cancelled');
+  if (cancelled) throw new Error('dbt was cancelled');
   // Killed from outside (Ctrl-C reaching the whole process group, a service manager stopping the
   // worker): nothing is wrong with the project, so the step may be retried; a plain Error is retryable.
   if (result.signal || interrupted)

@@ -108,6 +108,33 @@ export function buildRelationMap(
   return { ...targets, models };
 }
 
+/** A manifest node in the shape `dbt ls --output json` prints it, for joining with `buildRelationMap`. */
+export function listedOf(node: ManifestNode): string {
+  const { unique_id, name, database, schema, alias } = node;
+  return JSON.stringify({ unique_id, name, database: database ?? '', schema, alias });
+}
+
+/**
+ * The relation map of the nodes one `dbt compile --target prod` selected (its run_results): where each
+ * lives in prod and its compiled SQL from that compile's manifest, and where the build put it from the
+ * build's manifest. A selected node the build did not produce cannot be published.
+ */
+export function selectedRelationMap(
+  prodManifest: Manifest,
+  selected: RunResults,
+  buildManifest: Manifest,
+  targets: { prodTarget: string; buildTarget: string },
+): RelationMap {
+  const listing: string[] = [];
+  for (const { unique_id } of selected.results) {
+    if (!resourceOf(unique_id)) continue;
+    const built = buildManifest.nodes[unique_id];
+    if (!built) throw new UnpublishableModel(`${unique_id} is in prod's selection but was not built`);
+    listing.push(listedOf(built));
+  }
+  return buildRelationMap(prodManifest, listing, new Set(), targets);
+}
+
 /** A relation in prod and the one the build target uses in its place. */
 export interface RelationPair {
   name: string;
@@ -194,35 +221,6 @@ export function publishSetOf(
       prod: model.prod,
     };
     (model.materialized === 'view' ? publishSet.views : publishSet.tables).push(published);
-  }
-  return publishSet;
-}
-
-/**
- * wac's publish set: where the staging build put each selected node (its manifest) joined with where
- * `dbt ls --target prod` says the node lives in prod.
- */
-export function toPublishSet(manifest: Manifest, listedLines: string[]): PublishSet {
-  const publishSet: PublishSet = { tables: [], views: [] };
-  for (const line of listedLines) {
-    const listed = JSON.parse(line) as ListedModel;
-    const node = manifest.nodes[listed.unique_id];
-    if (!node) throw new UnpublishableModel(`${listed.unique_id} is in prod's selection but was not built`);
-    const materialized = listed.config?.materialized ?? node.config.materialized;
-    if (materialized === 'ephemeral') continue;
-    if (!PUBLISHABLE_MATERIALIZATIONS.has(materialized)) {
-      throw new UnpublishableModel(
-        `${listed.name} is materialized as "${materialized}", which cannot be published yet (${PUBLISHABLE_NAMES})`,
-      );
-    }
-    const model: PublishedModel = {
-      uniqueId: listed.unique_id,
-      name: listed.name,
-      materialized: materialized as PublishedModel['materialized'],
-      staging: relationOf(node),
-      prod: relationOf(listed),
-    };
-    (materialized === 'view' ? publishSet.views : publishSet.tables).push(model);
   }
   return publishSet;
 }

@@ -149,6 +149,7 @@ export async function dbt(
             ...(input.vars ? { vars: input.vars } : {}),
             partialParseFile,
             ...dbtEnvironmentOf(input, target),
+            engine: connection(input, target).engine,
             signal: context.cancellationSignal,
             onProgress: (progress) => {
               latest = progress;

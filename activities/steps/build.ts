@@ -8,7 +8,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import type { BuildArgs, PublishScope } from '../../workflows/plan.js';
-import type { DeployInput, PublishSet, Relation } from '../../workflows/types.js';
+import type { ArtifactRef, DeployInput, PublishSet, Relation } from '../../workflows/types.js';
 import {
   artifactRef,
   type Manifest,
@@ -27,8 +27,8 @@ import {
   type RelationPair,
   relationOf,
   schemaPairs,
+  selectedRelationMap,
   TABLE_MATERIALIZATIONS,
-  toPublishSet,
   UnpublishableModel,
 } from '../relation-map.js';
 import { relationName, type WarehouseAdapter } from '../warehouses/adapter.js';
@@ -215,36 +215,17 @@ export function buildSteps(paths: StepPaths) {
       stepId,
       args,
     }: StepRequest<{ buildStepId: string; prodTarget: string }>) {
-      const manifest = await readArtifact<Manifest>(requireArtifact(state, args.buildStepId, 'manifest'));
-      const dir = join(artifactsDirOf(input), stepId);
-      const selection = input.publishTags.map((tag) => `tag:${tag}`);
-      // dbt itself says where each node lives in prod, so custom schema macros are honoured.
-      const listed = await dbt(
-        parseCacheOf(input),
-        input,
-        args.prodTarget,
-        [
-          'ls',
-          '--target',
-          args.prodTarget,
-          '--resource-type',
-          ...MAPPED_RESOURCES,
-          '--select',
-          ...selection,
-          // Seeds and snapshots go with every deploy, whatever their tags (see publishedWithEveryDeploy).
-          'resource_type:seed',
-          'resource_type:snapshot',
-          ...(input.mirror ? ['--exclude', ...input.mirror.select] : []),
-          '--output',
-          'json',
-          '--output-keys',
-          'unique_id name database schema alias config',
-        ],
-        dir,
+      const runResults = await readArtifact<RunResults>(
+        requireArtifact(state, args.buildStepId, 'runResults'),
       );
+      // A deploy that resolved every relation before building (wac with a mirror) needs no dbt here.
+      const relations =
+        state.relations ??
+        (await compileSelection(parseCacheOf(input), { input, state, stepId, args }, artifactsDirOf(input)));
       let publishSet: PublishSet;
       try {
-        publishSet = toPublishSet(manifest, listed.listed);
+        const map = await readArtifact<RelationMap>(relations);
+        publishSet = publishSetOf(map, runResults, 'tagged', input.publishTags);
       } catch (error) {
         if (error instanceof UnpublishableModel)
           throw ApplicationFailure.nonRetryable(error.message, error.name);
@@ -256,7 +237,8 @@ export function buildSteps(paths: StepPaths) {
       }
       return {
         summary: `${publishSet.tables.length} tables, ${publishSet.views.length} views to publish`,
-        state: { publishSet },
+        // The map carries the views' SQL compiled for prod: publishing them needs no dbt run.
+        state: { publishSet, relations },
       };
     },
 
@@ -294,7 +276,14 @@ export function buildSteps(paths: StepPaths) {
   };
 }
 
-const LS_KEYS = ['--output', 'json', '--output-keys', 'unique_id name database schema alias'];
+// A listing is read from dbt's output; the manifest dbt would also write is nobody's and costs a second.
+const LS_KEYS = [
+  '--output',
+  'json',
+  '--output-keys',
+  'unique_id name database schema alias',
+  '--no-write-json',
+];
 const LS_MODELS = ['ls', '--resource-type', ...MAPPED_RESOURCES, ...LS_KEYS];
 const LS_SNAPSHOTS = ['ls', '--resource-type', 'snapshot', ...LS_KEYS];
 
@@ -338,6 +327,49 @@ async function cloneBuildDatabase(
   }[clone.how];
   const dropped = drop.length > 0 ? `, dropped ${drop.length} that the project does not build` : '';
   return `${how} "${clone.prod}" into "${clone.staging}" in one zero-copy statement, with prod's grants${dropped}`;
+}
+
+/**
+ * wac's selection in one dbt start: `dbt compile --target prod` of the tagged models, every seed and
+ * snapshot (see publishedWithEveryDeploy), minus the raw layer. Its manifest says where each node
+ * lives in prod (custom schema macros honoured) and holds the views' SELECT for prod; the build's
+ * manifest says where the build put them. Written as the step's relation map.
+ */
+async function compileSelection(
+  parseCache: string,
+  { input, state, stepId, args }: StepRequest<{ buildStepId: string; prodTarget: string }>,
+  artifactsDir: string,
+): Promise<ArtifactRef> {
+  const dir = join(artifactsDir, stepId);
+  const buildManifest = await readArtifact<Manifest>(requireArtifact(state, args.buildStepId, 'manifest'));
+  await dbt(
+    parseCache,
+    input,
+    args.prodTarget,
+    [
+      'compile',
+      '--target',
+      args.prodTarget,
+      '--select',
+      ...input.publishTags.map((tag) => `tag:${tag},resource_type:model`),
+      'resource_type:seed',
+      'resource_type:snapshot',
+      '--exclude',
+      'resource_type:test',
+      'resource_type:unit_test',
+      ...(input.mirror?.select ?? []),
+    ],
+    dir,
+  );
+  const map = selectedRelationMap(
+    await readArtifact<Manifest>(await artifactRef(join(dir, 'manifest.json'))),
+    await readArtifact<RunResults>(await artifactRef(join(dir, 'run_results.json'))),
+    buildManifest,
+    { prodTarget: args.prodTarget, buildTarget: input.targets.staging },
+  );
+  const file = join(dir, 'relations.json');
+  await writeFile(file, JSON.stringify(map, null, 2));
+  return artifactRef(file);
 }
 
 /**

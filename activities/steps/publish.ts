@@ -6,7 +6,13 @@
 import { join } from 'node:path';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import type { BackupOperation, DeployInput, DeployResult, Fingerprint } from '../../workflows/types.js';
+import type {
+  BackupOperation,
+  DeployInput,
+  DeployResult,
+  Fingerprint,
+  Relation,
+} from '../../workflows/types.js';
 import { artifactRef, readArtifact, type RunResults, summarizeRunResults } from '../artifacts.js';
 import { writeDeployReport } from '../report.js';
 import { type RelationMap, schemaPairs } from '../relation-map.js';
@@ -74,8 +80,19 @@ export function publishSteps(paths: StepPaths) {
     }: StepRequest<{ prodTarget: string }>): Promise<StepOutcome> {
       const { views } = requirePublishSet(state);
       if (views.length === 0) return { summary: 'no views to re-create' };
-      const dir = join(artifactsDirOf(input), stepId);
       const names = views.map((v) => v.name);
+      // The select step compiled every view for prod: the adapter re-creates them without starting dbt.
+      const compiled = state.relations ? await readArtifact<RelationMap>(state.relations) : undefined;
+      const sqlOf = new Map(compiled?.models.map((m) => [m.uniqueId, m.prodSql]));
+      const fromSql = views.map((view) => ({ to: view.prod, sql: sqlOf.get(view.uniqueId) }));
+      if (fromSql.every((view): view is { to: Relation; sql: string } => view.sql !== undefined)) {
+        await warehouse(input, args.prodTarget, (w) =>
+          w.replaceRelations({ tables: [], views: fromSql, drop: [] }),
+        );
+        return { summary: `re-created ${views.length} views: ${names.join(', ')}` };
+      }
+      // A deploy whose select step ran before views were compiled there: dbt re-creates them.
+      const dir = join(artifactsDirOf(input), stepId);
       await dbt(
         parseCacheOf(input),
         input,
