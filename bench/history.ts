@@ -172,7 +172,7 @@ try {
   for (const models of SIZES) {
     const row = await measure(client, taskQueue, models);
     rows.push(row);
-    console.error(`${models} models: ${row.outcome} in ${row.seconds.toFixed(0)} s, ${kb(row.historyBytes)}`);
+    console.error(JSON.stringify(row));
   }
 } finally {
   worker.shutdown();
