@@ -2,7 +2,7 @@
  * How long `dbt-deploy plan` and `dbt-deploy status` take from the shell until they exit: the start-up
  * a person waits for on every command. Both ways the CLI ships are timed: bin/dbt-deploy in a checkout
  * (TypeScript through tsx) and the npm package's compiled lib/bin/dbt-deploy.js (`npm run build` makes
- * lib/; skipped when it is missing). `status` asks a private dev server, which answers "none running";
+ * lib/; skipped when it is missing), by wall time and by CPU time (GNU time). `status` asks a private dev server, which answers "none running";
  * `--help` is the CLI's own floor (its imports, nothing else), and Node alone and tsx alone the floors below it. Median of 5 runs each. Prints a
  * markdown table; asserts nothing.
  *
@@ -28,6 +28,19 @@ const compiled = join(ROOT, 'lib', 'bin', 'dbt-deploy.js');
 if (existsSync(compiled))
   ways.push({ name: 'package: lib/bin/dbt-deploy.js (node)', command: [process.execPath, compiled] });
 
+/**
+ * Wall time, and the CPU time of the command and its children from GNU time: on a loaded machine the
+ * wall time waits for other processes, the CPU time much less.
+ */
+async function measure(file: string, args: string[], env: Record<string, string>) {
+  const [wallMs, result] = await timed(() =>
+    execa('/usr/bin/time', ['-f', 'cpu %U %S', file, ...args], { env, reject: false }),
+  );
+  if (result.exitCode !== 0) throw new Error(`${file} ${args.join(' ')} failed: ${result.stderr}`);
+  const [, user, system] = /cpu ([\d.]+) ([\d.]+)\s*$/.exec(result.stderr) ?? [];
+  return { wallMs, cpuMs: (Number(user) + Number(system)) * 1000 };
+}
+
 const dir = await mkdtemp(join(tmpdir(), 'dbt-deploy-cli-bench-'));
 const server = await startDevServer({ startupTimeoutMs: 120_000 });
 try {
@@ -42,31 +55,27 @@ try {
   // The floors: Node alone, and tsx on an empty file (what any command through bin/dbt-deploy pays).
   const empty = join(dir, 'empty.ts');
   await writeFile(empty, '\n');
-  for (const [label, file, args] of [
-    ['node -e 0', process.execPath, ['-e', '0']],
-    ['tsx <empty file>', join(ROOT, 'node_modules', '.bin', 'tsx'), [empty]],
-  ] as const) {
-    const times: number[] = [];
-    for (let run = 0; run < RUNS; run += 1) times.push((await timed(() => execa(file, [...args])))[0]);
-    rows.push(['floor', label, duration(median(times)), duration(Math.min(...times))]);
-  }
-  for (const way of ways) {
-    for (const [label, args] of commands) {
-      const times: number[] = [];
-      for (let run = 0; run < RUNS; run += 1) {
-        const [ms, result] = await timed(() =>
-          execa(way.command[0]!, [...way.command.slice(1), ...args], { env, reject: false }),
-        );
-        if (result.exitCode !== 0) throw new Error(`${label} failed: ${result.stderr || result.stdout}`);
-        times.push(ms);
-      }
-      rows.push([way.name, `dbt-deploy ${label}`, duration(median(times)), duration(Math.min(...times))]);
+  const runs: Array<[string, string, string, string[]]> = [
+    ['floor', 'node -e 0', process.execPath, ['-e', '0']],
+    ['floor', 'tsx <empty file>', join(ROOT, 'node_modules', '.bin', 'tsx'), [empty]],
+  ];
+  for (const way of ways)
+    for (const [label, args] of commands)
+      runs.push([way.name, `dbt-deploy ${label}`, way.command[0]!, [...way.command.slice(1), ...args]]);
+  for (const [how, label, file, args] of runs) {
+    const wall: number[] = [];
+    const cpu: number[] = [];
+    for (let run = 0; run < RUNS; run += 1) {
+      const measured = await measure(file, args, env);
+      wall.push(measured.wallMs);
+      cpu.push(measured.cpuMs);
     }
+    rows.push([how, label, duration(median(wall)), duration(Math.min(...wall)), duration(median(cpu))]);
   }
   printTable(
     `CLI start-up, from the shell until exit (median of ${RUNS})`,
     COMMAND,
-    ['how it runs', 'command', 'median', 'fastest'],
+    ['how it runs', 'command', 'median', 'fastest', 'CPU (user+sys, median)'],
     rows,
   );
 } finally {
