@@ -4,7 +4,8 @@
  * Temporal history.
  */
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { pathToFileURL, fileURLToPath } from 'node:url';
 import type { ArtifactRef, AuditSummary, NodeOutcome } from '../workflows/types.js';
 
@@ -92,6 +93,24 @@ function resourceTypeOf(uniqueId: string): string {
 
 export async function artifactRef(path: string): Promise<ArtifactRef> {
   const bytes = await readFile(path);
+  return {
+    uri: pathToFileURL(path).href,
+    sha256: createHash('sha256').update(bytes).digest('hex'),
+    bytes: bytes.length,
+  };
+}
+
+/**
+ * Writes `value` as a JSON artifact and returns its reference: what a step learned that grows with the
+ * project (the publish set, fingerprints) goes to a file, and only the reference through history.
+ * Written under a temporary name first, so a reader never sees half a file.
+ */
+export async function writeArtifact(path: string, value: unknown): Promise<ArtifactRef> {
+  const bytes = Buffer.from(JSON.stringify(value), 'utf8');
+  await mkdir(dirname(path), { recursive: true });
+  const temporary = `${path}.${process.pid}.tmp`;
+  await writeFile(temporary, bytes);
+  await rename(temporary, path);
   return {
     uri: pathToFileURL(path).href,
     sha256: createHash('sha256').update(bytes).digest('hex'),

@@ -59,8 +59,17 @@ export function renderReport(input: DeployInput, result: DeployResult): string {
     for (const node of result.audit.blocking)
       lines.push(`- blocking: \`${node.name}\` (${node.status})${node.message ? `: ${node.message}` : ''}`);
   }
-  if (result.published.length > 0)
-    lines.push('', '## Published', '', ...result.published.map((r) => `- \`${r}\``));
+  if (result.published.length > 0) {
+    const count = result.publishedCount ?? result.published.length;
+    const more = count - result.published.length;
+    lines.push(
+      '',
+      `## Published (${count})`,
+      '',
+      ...result.published.map((r) => `- \`${r}\``),
+      ...(more > 0 ? [`- and ${more} more`] : []),
+    );
+  }
   if (result.backup)
     lines.push(
       '',

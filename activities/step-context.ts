@@ -11,12 +11,15 @@ import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type {
   ArtifactRef,
   AuditSummary,
+  BackupHandle,
   BackupRef,
   DeployInput,
   Fingerprint,
   PublishSet,
   Relation,
 } from '../workflows/types.js';
+import { PUBLISHED_LISTED } from '../workflows/types.js';
+import { readArtifact } from './artifacts.js';
 import { DbtInvocationError, type DbtOutcome, type DbtProgress, DbtTransientError, runDbt } from './dbt.js';
 import { connectionFor, ProfileError, type WarehouseConnection } from './profiles.js';
 import { UnsupportedOperation, type WarehouseAdapter } from './warehouses/adapter.js';
@@ -32,27 +35,47 @@ export interface StepArtifacts {
   manifest?: ArtifactRef;
 }
 
-/** What the steps of one deploy have learned so far; merged by the workflow after every step. */
+/**
+ * What the steps of one deploy have learned so far; merged by the workflow after every step. It goes
+ * through history with every step, so whatever grows with the project is a file in the deploy's
+ * artifact folder (on the host its steps are pinned to, or the shared folder) or stays in the
+ * warehouse, and only a reference travels. The inline fields marked "before references" are only
+ * read: results recorded before references still carry them when such a deploy resumes.
+ */
 export interface DeployState {
   artifactsDir?: string;
   artifacts: Record<string, StepArtifacts>;
   audit?: AuditSummary;
+  /** The publish set (`PublishSet` as JSON), a file in the folder of the step that selected it. */
+  publishSetRef?: ArtifactRef;
+  /** Before references: the publish set itself. */
   publishSet?: PublishSet;
-  backup?: BackupRef;
+  /** This operation's backup; its entries are in its manifest in the warehouse. */
+  backup?: BackupHandle;
+  /** The first `PUBLISHED_LISTED` relations published; `publishedCount` counts them all. */
   published?: string[];
+  publishedCount?: number;
   /** Where every model lives in prod and in the build location (the `resolve` step's file). */
   relations?: ArtifactRef;
   /** The build target a full `sync` brought up to prod, snapshots included: its build needs no sync of its own. */
   syncedFromProd?: string;
-  /** Staging's fingerprints taken just before a swap, for verifying prod after it (staging is gone then). */
+  /**
+   * Staging's fingerprints (`Fingerprint[]` as JSON) taken just before a swap, for verifying prod
+   * after it (staging is gone then): a file in the swap step's folder.
+   */
+  expectedRef?: ArtifactRef;
+  /** Before references: the fingerprints themselves. */
   expected?: Fingerprint[];
   /** Rollback only: the earlier deploy's backup being restored. */
-  restoreFrom?: BackupRef;
+  restoreFrom?: BackupHandle;
 }
+
+/** What a step is sent of the state: only the fields its activity reads (workflows/state.ts). */
+export type StepState = Partial<DeployState>;
 
 export interface StepRequest<Args> {
   input: DeployInput;
-  state: DeployState;
+  state: StepState;
   stepId: string;
   args: Args;
 }
@@ -199,37 +222,78 @@ async function heartbeating<T>(work: () => Promise<T>, details: () => unknown = 
 }
 
 export function requireArtifact(
-  state: DeployState,
+  state: StepState,
   stepId: string,
   kind: 'runResults' | 'manifest',
 ): ArtifactRef {
-  const ref = state.artifacts[stepId]?.[kind];
+  const ref = state.artifacts?.[stepId]?.[kind];
   if (!ref) throw ApplicationFailure.nonRetryable(`step "${stepId}" left no ${kind} artifact`, 'PlanError');
   return ref;
 }
 
-export function requirePublishSet(state: DeployState): PublishSet {
-  if (!state.publishSet)
-    throw ApplicationFailure.nonRetryable('no publish set was resolved before this step', 'PlanError');
-  return state.publishSet;
+/** The publish set, read from the file the selecting step wrote (or carried inline, before references). */
+export async function requirePublishSet(state: StepState): Promise<PublishSet> {
+  if (state.publishSet) return state.publishSet;
+  if (state.publishSetRef) return readArtifact<PublishSet>(state.publishSetRef);
+  throw ApplicationFailure.nonRetryable('no publish set was resolved before this step', 'PlanError');
 }
 
-export function requireArtifactDir(state: DeployState, stepId: string): string {
-  const dir = state.artifacts[stepId]?.dir;
+/** Staging's fingerprints taken before a swap, if this deploy swapped. */
+export async function expectedFingerprints(state: StepState): Promise<Fingerprint[] | undefined> {
+  if (state.expected) return state.expected;
+  return state.expectedRef ? readArtifact<Fingerprint[]>(state.expectedRef) : undefined;
+}
+
+export function requireArtifactDir(state: StepState, stepId: string): string {
+  const dir = state.artifacts?.[stepId]?.dir;
   if (!dir) throw ApplicationFailure.nonRetryable(`step "${stepId}" left no artifacts`, 'PlanError');
   return dir;
 }
 
-export function requireRelations(state: DeployState): ArtifactRef {
+export function requireRelations(state: StepState): ArtifactRef {
   if (!state.relations)
     throw ApplicationFailure.nonRetryable('no relation map was resolved before this step', 'PlanError');
   return state.relations;
 }
 
-export function requireRestoreFrom(state: DeployState): BackupRef {
+export function requireRestoreFrom(state: StepState): BackupHandle {
   if (!state.restoreFrom)
     throw ApplicationFailure.nonRetryable('no backup was found before this step', 'PlanError');
   return state.restoreFrom;
+}
+
+/**
+ * A backup with its entries, read from its manifest where it lives (the warehouse), or undefined when
+ * no manifest of it is left there. Handles from results recorded before handles carry the entries.
+ */
+export async function backupIn(
+  w: WarehouseAdapter,
+  handle: BackupHandle | { deployId: string; entries?: undefined },
+): Promise<BackupRef | undefined> {
+  if (handle.entries) return { ...handle, entries: handle.entries };
+  return (await w.listBackups()).find((b) => b.deployId === handle.deployId);
+}
+
+/** The backup to restore from: its manifest must still be there, or there is nothing to restore. */
+export async function requireBackupIn(w: WarehouseAdapter, handle: BackupHandle): Promise<BackupRef> {
+  const backup = await backupIn(w, handle);
+  if (!backup)
+    throw ApplicationFailure.nonRetryable(
+      `the backup of ${handle.deployId} (${handle.location.database}.${handle.location.schema}) is no longer in the warehouse`,
+      'BackupNotFound',
+    );
+  return backup;
+}
+
+/** What a result says of the published relations: the first few names, and how many in all. */
+export function publishedState(names: string[]): { published: string[]; publishedCount: number } {
+  return { published: names.slice(0, PUBLISHED_LISTED), publishedCount: names.length };
+}
+
+/** Names for a one-line summary or message: the first `max`, then how many more. */
+export function listed(names: string[], max = 10, separator = ', '): string {
+  const more = names.length - max;
+  return more > 0 ? `${names.slice(0, max).join(separator)} and ${more} more` : names.join(separator);
 }
 
 export function relationsOf(publishSet: PublishSet): Relation[] {
@@ -274,8 +338,8 @@ export async function pruneBackups(
 }
 
 /** After a publish, the build's manifest becomes the state the next `state:modified` selection compares with. */
-export async function recordProdState(state: DeployState, dir: string): Promise<void> {
-  const manifest = state.artifacts['build']?.manifest;
+export async function recordProdState(state: StepState, dir: string): Promise<void> {
+  const manifest = state.artifacts?.['build']?.manifest;
   if (!manifest) return;
   await mkdir(dir, { recursive: true });
   await copyFile(new URL(manifest.uri), join(dir, 'manifest.json'));

@@ -1,103 +1,47 @@
 /**
- * `npm run bench`: how long the DuckDB adapter's warehouse steps take as tables grow: backup, publish
- * (the one-transaction copy), fingerprint (verify) and restore (rollback). Prints a table; asserts
- * nothing. dbt's own build time is not measured here: it is the project's, not ours.
+ * `npm run bench`: runs every table script in bench/ one after the other and prints their markdown
+ * tables, each with the command that reproduces it. A script is found by being here (`bench/*.ts`),
+ * so a new one needs no entry; scripts that package.json runs on their own (`bench:<name>`, e.g. the
+ * BigQuery emulator's) are left to that script. `BENCH_ONLY=duckdb,postgres` runs only those.
+ * Each script runs in its own process, so one that fails does not stop the others.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { DuckDBInstance } from '@duckdb/node-api';
-import { DuckDbAdapter } from '../activities/warehouses/duckdb/adapter.js';
-import type { Relation } from '../workflows/types.js';
+import { readdirSync, readFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { execa } from 'execa';
+import { machine } from './support/table.js';
 
-const SIZES = (process.env['BENCH_ROWS'] ?? '10000,100000,1000000').split(',').map(Number);
-const TABLES = 3;
+const HERE = import.meta.dirname;
+const ROOT = join(HERE, '..');
+const own = Object.keys(
+  (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> })
+    .scripts,
+)
+  .filter((name) => name.startsWith('bench:'))
+  .map((name) => name.slice('bench:'.length));
+const only = process.env['BENCH_ONLY']?.split(',').map((name) => name.trim());
+const scripts = readdirSync(HERE)
+  .filter((file) => file.endsWith('.ts') && file !== basename(import.meta.filename))
+  .map((file) => file.replace(/\.ts$/, ''))
+  .filter((name) => !own.includes(name) && (!only || only.includes(name)))
+  .sort();
 
-interface Row {
-  rows: number;
-  backupMs: number;
-  publishMs: number;
-  fingerprintMs: number;
-  restoreMs: number;
-  rssMiB: number;
-}
-
-async function prepare(path: string, rows: number): Promise<void> {
-  const instance = await DuckDBInstance.create(path);
-  const connection = await instance.connect();
-  await connection.run('CREATE SCHEMA prod; CREATE SCHEMA staging');
-  for (let t = 0; t < TABLES; t += 1) {
-    for (const schema of ['prod', 'staging']) {
-      await connection.run(
-        `CREATE TABLE ${schema}.t${t} AS SELECT range AS id, md5(range::VARCHAR || '${schema}') AS payload, ` +
-          `range * 1.5 AS amount, TIMESTAMP '2025-01-01' + to_seconds(range) AS at FROM range(${rows})`,
-      );
-    }
-  }
-  connection.closeSync();
-  instance.closeSync();
-}
-
-async function timed<T>(work: () => Promise<T>): Promise<[number, T]> {
-  const start = performance.now();
-  const value = await work();
-  return [performance.now() - start, value];
-}
-
-async function measure(rows: number): Promise<Row> {
-  const dir = await mkdtemp(join(tmpdir(), 'dbt-deploy-bench-'));
-  const path = join(dir, 'bench.duckdb');
-  try {
-    await prepare(path, rows);
-    const relation = (schema: string, t: number): Relation => ({
-      database: 'bench',
-      schema,
-      identifier: `t${t}`,
-    });
-    const tables = Array.from({ length: TABLES }, (_, t) => t);
-    const adapter = await DuckDbAdapter.open({ engine: 'duckdb', path, database: 'bench', schema: 'prod' });
-    try {
-      const prod = tables.map((t) => relation('prod', t));
-      const [backupMs, backup] = await timed(() =>
-        adapter.backup('bench', prod, { env: 'bench', createdAt: new Date().toISOString() }),
-      );
-      const [publishMs] = await timed(() =>
-        adapter.replaceRelations({
-          tables: tables.map((t) => ({ from: relation('staging', t), to: relation('prod', t) })),
-          views: [],
-          drop: [],
-        }),
-      );
-      const [fingerprintMs] = await timed(async () => {
-        for (const table of prod) await adapter.fingerprint(table);
-      });
-      const [restoreMs] = await timed(() => adapter.restore(backup));
-      return {
-        rows,
-        backupMs,
-        publishMs,
-        fingerprintMs,
-        restoreMs,
-        rssMiB: process.memoryUsage().rss / 2 ** 20,
-      };
-    } finally {
-      await adapter.close();
-    }
-  } finally {
-    await rm(dir, { recursive: true, force: true });
+console.log(`## Benchmarks, ${new Date().toISOString().slice(0, 10)}\n`);
+console.log(`${machine()}; scripts: ${scripts.map((s) => `bench/${s}.ts`).join(', ')}\n`);
+let failed = 0;
+for (const name of scripts) {
+  const started = performance.now();
+  const run = await execa('npx', ['tsx', join('bench', `${name}.ts`)], {
+    cwd: ROOT,
+    stdout: 'inherit',
+    stderr: 'inherit',
+    reject: false,
+  });
+  const seconds = ((performance.now() - started) / 1000).toFixed(0);
+  if (run.exitCode !== 0) {
+    failed += 1;
+    console.log(`_bench/${name}.ts failed (exit ${run.exitCode}) after ${seconds} s_\n`);
+  } else {
+    console.error(`bench/${name}.ts took ${seconds} s`);
   }
 }
-
-const results: Row[] = [];
-for (const rows of SIZES) results.push(await measure(rows));
-
-const fmt = (ms: number) => ms.toFixed(0).padStart(9);
-console.log(`DuckDB adapter, ${TABLES} tables per deploy (4 columns), times in ms`);
-console.log('rows/table  backup  publish  fingerprint  restore  rows/s(publish)  rss MiB');
-for (const r of results) {
-  const rate = ((r.rows * TABLES) / (r.publishMs / 1000)).toFixed(0);
-  console.log(
-    `${String(r.rows).padStart(10)}${fmt(r.backupMs)}${fmt(r.publishMs)}${fmt(r.fingerprintMs)}${fmt(r.restoreMs)}` +
-      `${rate.padStart(17)}${r.rssMiB.toFixed(0).padStart(9)}`,
-  );
-}
+process.exitCode = failed > 0 ? 1 : 0;

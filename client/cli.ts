@@ -12,24 +12,26 @@ import { snowflakeDialect } from '../activities/warehouses/snowflake/dialect.js'
 import { planCutOver, planStagingClone } from '../activities/warehouses/snowflake/statements.js';
 import { connectionFor } from '../activities/profiles.js';
 import { planRollback } from '../workflows/strategies/rollback.js';
-import { connectClient, temporalSettings } from './connection.js';
 import type { WorkflowHandle } from '@temporalio/client';
-import {
-  decide,
-  deployResult,
-  newDeployId,
-  type Operation,
-  runningDeploy,
-  startDeploy,
-  whoAmI,
-} from './deploys.js';
-import { startDevServer } from './dev-server.js';
-import { followDeploy, terminalOutput } from './follow.js';
-import { deployHistory, formatHistory } from './history.js';
+import type { Operation } from './deploys.js';
 import { type DeployOptions, identifyEnvironment, prepareDeploy } from './preflight.js';
-import { changeSchedule, createSchedule, listSchedules } from './schedules.js';
 import { formatPlan, formatResult } from './report.js';
 import { type DeployInput, type PlanKind, STRATEGIES } from '../workflows/types.js';
+
+/**
+ * What talks to Temporal, loaded by the commands that do: the client SDK (gRPC, protobuf) is most of
+ * the CLI's start-up, and `plan` or `--help` never need it.
+ */
+async function temporal() {
+  const [connection, deploys, follow, history, schedules] = await Promise.all([
+    import('./connection.js'),
+    import('./deploys.js'),
+    import('./follow.js'),
+    import('./history.js'),
+    import('./schedules.js'),
+  ]);
+  return { ...connection, ...deploys, ...follow, ...history, ...schedules };
+}
 
 /** Where to act: the dbt project, its profiles, deploy.yml and the environment. */
 function targetOptions(command: Command): Command {
@@ -80,6 +82,7 @@ async function runOperation(
   prepared: Omit<DeployInput, 'deployId'>,
   options: { json?: boolean; detach?: boolean },
 ): Promise<void> {
+  const { connectClient, newDeployId, startDeploy, temporalSettings } = await temporal();
   const settings = temporalSettings();
   const client = await connectClient(settings);
   const input: DeployInput = { ...prepared, deployId: newDeployId(prepared.env) };
@@ -99,6 +102,7 @@ async function runOperation(
 
 /** Shows progress until the operation ends, prints its result and sets the exit code from it. */
 async function followToEnd(handle: WorkflowHandle, options: { json?: boolean }): Promise<void> {
+  const { deployResult, followDeploy, terminalOutput } = await temporal();
   const stopFollowing = options.json ? () => {} : followDeploy(handle, terminalOutput());
   const result = await deployResult(handle).finally(stopFollowing);
   if (!options.json && process.stdout.isTTY) process.stdout.write('\r\u001b[2K');
@@ -136,6 +140,7 @@ export function buildCli(): Command {
       .option('--by <name>', 'who decides (default: user@host)')
       .action(async (options: DeployOptions & { note?: string; reason?: string; by?: string }) => {
         const { project, env } = identifyEnvironment(options);
+        const { connectClient, decide, temporalSettings, whoAmI } = await temporal();
         const client = await connectClient(temporalSettings());
         const note = options.note ?? options.reason;
         const decision = await decide(client, project, env, kind, {
@@ -153,6 +158,7 @@ export function buildCli(): Command {
     .option('--json', 'print the result object as one JSON line when it ends')
     .action(async (options: DeployOptions & { json?: boolean }) => {
       const { project, env } = identifyEnvironment(options);
+      const { connectClient, runningDeploy, temporalSettings } = await temporal();
       const client = await connectClient(temporalSettings());
       const handle = await runningDeploy(client, project, env);
       if (!handle) {
@@ -174,6 +180,7 @@ export function buildCli(): Command {
     .option('--limit <n>', 'how many', (v) => Number.parseInt(v, 10), 20)
     .action(async (options: DeployOptions & { json?: boolean; limit: number }) => {
       const { project, env } = identifyEnvironment(options);
+      const { connectClient, deployHistory, formatHistory, temporalSettings } = await temporal();
       const client = await connectClient(temporalSettings());
       const lines = await deployHistory(client, project, env, options.limit);
       console.log(options.json ? JSON.stringify(lines) : formatHistory(lines));
@@ -187,6 +194,7 @@ export function buildCli(): Command {
     .requiredOption('--cron <expression>', 'e.g. "0 6 * * *"')
     .action(async (options: DeployOptions & { cron: string }) => {
       const { input } = prepareDeploy(options);
+      const { connectClient, createSchedule, temporalSettings } = await temporal();
       const settings = temporalSettings();
       const client = await connectClient(settings);
       const id = await createSchedule(client, input, options.cron, settings.taskQueue);
@@ -197,6 +205,7 @@ export function buildCli(): Command {
     .option('--json', 'print one JSON array')
     .action(async (options: DeployOptions & { json?: boolean }) => {
       const { project } = identifyEnvironment(options);
+      const { connectClient, listSchedules, temporalSettings } = await temporal();
       const lines = await listSchedules(await connectClient(temporalSettings()), project);
       if (options.json) console.log(JSON.stringify(lines));
       else if (lines.length === 0) console.log('no schedules');
@@ -219,6 +228,7 @@ export function buildCli(): Command {
       command.option('--note <text>', 'why, shown by `schedule list`');
     command.action(async (options: DeployOptions & { note?: string }) => {
       const { project, env } = identifyEnvironment(options);
+      const { changeSchedule, connectClient, temporalSettings } = await temporal();
       const id = await changeSchedule(
         await connectClient(temporalSettings()),
         project,
@@ -332,6 +342,10 @@ export function buildCli(): Command {
       '.dbt-deploy/temporal-dev.db',
     )
     .action(async (options: { port: number; uiPort: number; dbFilename: string }) => {
+      const [{ temporalSettings }, { startDevServer }] = await Promise.all([
+        import('./connection.js'),
+        import('./dev-server.js'),
+      ]);
       const configured = temporalSettings();
       const server = await startDevServer({
         namespace: configured.namespace,

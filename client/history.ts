@@ -17,6 +17,8 @@ export interface HistoryLine {
   startedAt: string;
   durationSeconds: number | null;
   published: string[];
+  /** How many relations were published; `published` names at most the first `PUBLISHED_LISTED`. */
+  publishedCount: number;
   decision: DeployResult['decision'] | null;
   gitSha: string | null;
 }
@@ -54,6 +56,7 @@ export async function deployHistory(
       durationSeconds:
         closed === undefined ? null : Math.round((closed - execution.startTime.getTime()) / 1000),
       published: result?.published ?? [],
+      publishedCount: result?.publishedCount ?? result?.published.length ?? 0,
       decision: result?.decision ?? null,
       gitSha: first('DbtDeployGitSha'),
     });
@@ -69,7 +72,7 @@ export function formatHistory(lines: HistoryLine[]): string {
     l.status,
     l.strategy ?? '-',
     l.durationSeconds === null ? '-' : `${l.durationSeconds}s`,
-    String(l.published.length),
+    String(l.publishedCount),
     l.decision ? `${l.decision.kind} by ${l.decision.by}` : '-',
     l.deployId ?? l.workflowId,
   ]);

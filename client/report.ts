@@ -2,6 +2,12 @@
 import { describePlan, type Plan } from '../workflows/plan.js';
 import type { DeployInput, DeployResult, StepRecord } from '../workflows/types.js';
 
+/** The relations a result names, and how many more it only counts (a project of thousands of models). */
+export function publishedLine(result: Pick<DeployResult, 'published' | 'publishedCount'>): string {
+  const more = (result.publishedCount ?? result.published.length) - result.published.length;
+  return `${result.published.join(', ')}${more > 0 ? ` and ${more} more` : ''}`;
+}
+
 const MARKS: Record<StepRecord['status'], string> = {
   pending: ' ',
   running: '>',
@@ -28,7 +34,7 @@ export function formatResult(result: DeployResult, uiUrl?: string | null, namesp
     for (const node of result.audit.blocking)
       lines.push(`    blocking: ${node.name} (${node.status})${node.message ? ` ${node.message}` : ''}`);
   }
-  if (result.published.length > 0) lines.push('', `  published: ${result.published.join(', ')}`);
+  if (result.published.length > 0) lines.push('', `  published: ${publishedLine(result)}`);
   if (result.backup)
     lines.push(
       `  previous prod kept in: ${result.backup.location.database}.${result.backup.location.schema}`,

@@ -36,6 +36,7 @@ import {
 } from './queries.js';
 import { HOST_PINNING_PATCH, HostPinnedSteps } from './hosts.js';
 import { envKey, gitShaKey, phaseKey, projectKey, statusKey, strategyKey } from './search-attributes.js';
+import { backupHandle, mergeState, publishedOf, stateFor } from './state.js';
 import { planOperation } from './strategies/index.js';
 import type { DeployInput, DeployResult, DeployStatus, Operation, StepRecord } from './types.js';
 
@@ -381,7 +382,8 @@ async function runStep(
     summary: step.title,
     ...pin,
   };
-  const base = { input, state, stepId: step.id };
+  // Only what this activity reads of the state: a step's input stays the same size at any project size.
+  const base = { input, state: stateFor(step.activity, state), stepId: step.id };
   // One case per activity: a step the executor cannot run is a compile error, not a run-time surprise.
   switch (step.activity) {
     case 'dbtBuild':
@@ -430,7 +432,12 @@ async function compensate(
 ): Promise<{ failed?: string }> {
   for (const compensation of [...compensations].reverse()) {
     const options = { ...ACTIVITY_DEFAULTS, summary: `Compensate: ${compensation.title}` };
-    const request = { input, state, stepId: `undo-${compensation.activity}`, args: compensation.args };
+    const request = {
+      input,
+      state: stateFor(compensation.activity, state),
+      stepId: `undo-${compensation.activity}`,
+      args: compensation.args,
+    };
     try {
       switch (compensation.activity) {
         case 'restoreProd':
@@ -454,12 +461,6 @@ async function compensate(
     if (step.status === 'pending') mark(steps, index, 'skipped');
   }
   return {};
-}
-
-/** Later steps add to what earlier ones learned; each step's artifacts are kept under its own id. */
-function mergeState(state: DeployState, update: Partial<DeployState> | undefined): DeployState {
-  if (!update) return state;
-  return { ...state, ...update, artifacts: { ...state.artifacts, ...update.artifacts } };
 }
 
 function sameCompensation(a: Compensation, b: Compensation): boolean {
@@ -488,10 +489,11 @@ function resultOf(
     strategy: plan.strategy,
     status,
     ...(reason ? { reason } : {}),
-    published: status === 'published' ? (state.published ?? []) : [],
+    ...(status === 'published' ? publishedOf(state) : { published: [], publishedCount: 0 }),
     audit: state.audit ?? null,
     // After a rollback the backup has served its purpose and is dropped; report where it was only if kept.
-    backup: status === 'published' || status === 'failed' ? (state.backup ?? null) : null,
+    backup:
+      (status === 'published' || status === 'failed') && state.backup ? backupHandle(state.backup) : null,
     steps,
     artifactsDir: state.artifactsDir ?? '',
     startedAt,

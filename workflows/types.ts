@@ -142,6 +142,22 @@ export interface BackupRef {
   }>;
 }
 
+/**
+ * A backup as history carries it: what and where it is, not what it holds. A backup of a few thousand
+ * relations would make every payload that carries it grow with the project, so its entries are read
+ * back from the backup's own manifest in the warehouse where they are needed. Results recorded before
+ * handles carried the entries themselves; they are still read when such a deploy resumes.
+ */
+export type BackupHandle = Omit<BackupRef, 'entries'> & {
+  /** How many relations the backup holds (unset in results recorded before handles). */
+  relations?: number;
+  /** Only in results recorded before handles. */
+  entries?: BackupEntry[];
+};
+
+/** How many published relations a result names; `publishedCount` says how many there were in all. */
+export const PUBLISHED_LISTED = 50;
+
 export interface Fingerprint {
   relation: Relation;
   rows: number;
@@ -163,9 +179,12 @@ export interface DeployResult {
   status: DeployStatus;
   /** Why the deploy did not publish, in one sentence. */
   reason?: string;
+  /** The first `PUBLISHED_LISTED` relations published (`database.schema.identifier`); the rest are counted. */
   published: string[];
+  /** How many relations were published (unset in results recorded before it: then `published` has them all). */
+  publishedCount?: number;
   audit: AuditSummary | null;
-  backup: BackupRef | null;
+  backup: BackupHandle | null;
   steps: StepRecord[];
   artifactsDir: string;
   startedAt: string;

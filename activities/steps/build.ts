@@ -15,6 +15,7 @@ import {
   readArtifact,
   type RunResults,
   summarizeRunResults,
+  writeArtifact,
 } from '../artifacts.js';
 import {
   buildRelationMap,
@@ -34,7 +35,7 @@ import {
 import { relationName, type WarehouseAdapter } from '../warehouses/adapter.js';
 import {
   dbt,
-  type DeployState,
+  publishedState,
   pruneBackups,
   recordProdState,
   relationsOf,
@@ -46,6 +47,7 @@ import {
   type StepOutcome,
   type StepPaths,
   type StepRequest,
+  type StepState,
   warehouse,
 } from '../step-context.js';
 
@@ -54,7 +56,7 @@ export function buildSteps(paths: StepPaths) {
   return {
     async dbtBuild({ input, state, stepId, args }: StepRequest<BuildArgs>): Promise<StepOutcome> {
       const dir = join(artifactsDirOf(input), stepId);
-      const selection = buildSelection(state, args, prodStateDirOf(input));
+      const selection = await buildSelection(state, args, prodStateDirOf(input));
       const snapshots = await snapshotsUpToProd(
         parseCacheOf(input),
         { input, state, stepId, args },
@@ -100,12 +102,12 @@ export function buildSteps(paths: StepPaths) {
             blocked: `prod build failed: ${named}`,
           };
         }
-        const published = relationsOf(requirePublishSet(state)).map(relationName);
+        const published = relationsOf(await requirePublishSet(state)).map(relationName);
         await recordProdState(state, prodStateDirOf(input));
         const pruned = await warehouse(input, input.targets.prod, (w) => pruneBackups(w, input));
         return {
           summary: `${models} models and ${tests} tests passed in prod${pruned}`,
-          state: { published },
+          state: publishedState(published),
         };
       }
       if (audit.passed) return { summary: `${models} models and ${tests} tests passed`, state: { audit } };
@@ -238,13 +240,20 @@ export function buildSteps(paths: StepPaths) {
       return {
         summary: `${publishSet.tables.length} tables, ${publishSet.views.length} views to publish`,
         // The map carries the views' SQL compiled for prod: publishing them needs no dbt run.
-        state: { publishSet, relations },
+        state: {
+          publishSetRef: await writeArtifact(
+            join(artifactsDirOf(input), stepId, PUBLISH_SET_FILE),
+            publishSet,
+          ),
+          relations,
+        },
       };
     },
 
     async selectPublishSet({
       input,
       state,
+      stepId,
       args,
     }: StepRequest<{ buildStepId: string; prodTarget: string; scope: PublishScope }>): Promise<StepOutcome> {
       const map = await readArtifact<RelationMap>(requireRelations(state));
@@ -268,13 +277,17 @@ export function buildSteps(paths: StepPaths) {
         return { summary: blocked, blocked };
       }
       const dropping = publishSet.drop?.length ? `, ${publishSet.drop.length} to drop` : '';
+      const file = join(artifactsDirOf(input), stepId, PUBLISH_SET_FILE);
       return {
         summary: `${publishSet.tables.length} tables, ${publishSet.views.length} views to publish${dropping}`,
-        state: { publishSet },
+        state: { publishSetRef: await writeArtifact(file, publishSet) },
       };
     },
   };
 }
+
+/** The publish set, in the folder of the step that selected it; steps after it read the file. */
+const PUBLISH_SET_FILE = 'publish-set.json';
 
 // A listing is read from dbt's output; the manifest dbt would also write is nobody's and costs a second.
 const LS_KEYS = [
@@ -438,17 +451,17 @@ async function snapshotsUpToProd(
 }
 
 /** The flags a build step passes to dbt, and a note for its summary. */
-function buildSelection(
-  state: DeployState,
+async function buildSelection(
+  state: StepState,
   args: BuildArgs,
   prodStateDir: string,
-): { flags: string[]; note: string } {
+): Promise<{ flags: string[]; note: string }> {
   const exclude = args.exclude?.length ? ['--exclude', ...args.exclude] : [];
   // A snapshot records the source as of each deploy and its code seldom changes, so a state-aware
   // selection (clone-back) would leave its history behind: every such build runs the snapshots too.
   const snapshots = args.stateAware ? ['resource_type:snapshot'] : [];
   if (args.selectPublishSet) {
-    const { tables, views } = requirePublishSet(state);
+    const { tables, views } = await requirePublishSet(state);
     const names = [...tables, ...views].map((m) => m.name);
     const defer = args.deferToStep
       ? ['--defer', '--favor-state', '--state', requireArtifactDir(state, args.deferToStep)]

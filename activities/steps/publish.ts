@@ -13,19 +13,30 @@ import type {
   Fingerprint,
   Relation,
 } from '../../workflows/types.js';
-import { artifactRef, readArtifact, type RunResults, summarizeRunResults } from '../artifacts.js';
+import {
+  artifactRef,
+  readArtifact,
+  type RunResults,
+  summarizeRunResults,
+  writeArtifact,
+} from '../artifacts.js';
+import { backupHandle } from '../../workflows/state.js';
 import { writeDeployReport } from '../report.js';
 import { type RelationMap, schemaPairs } from '../relation-map.js';
 import { relationName } from '../warehouses/adapter.js';
 import {
   dbt,
+  expectedFingerprints,
   keepProdStateBefore,
+  listed,
+  publishedState,
   pruneBackups,
   recordProdState,
   relationsOf,
   requireOneWarehouse,
   requirePublishSet,
   requireRelations,
+  requireBackupIn,
   type StepOutcome,
   type StepPaths,
   type StepRequest,
@@ -40,9 +51,8 @@ export function publishSteps(paths: StepPaths) {
       state,
       args,
     }: StepRequest<{ prodTarget: string; operation?: BackupOperation }>): Promise<StepOutcome> {
-      const relations = state.restoreFrom
-        ? state.restoreFrom.entries.map((e) => e.prod)
-        : relationsOf(requirePublishSet(state));
+      const restoreFrom = state.restoreFrom;
+      const publishSet = restoreFrom ? undefined : await requirePublishSet(state);
       const label = {
         env: input.env,
         operation: args.operation ?? 'deploy',
@@ -50,17 +60,21 @@ export function publishSteps(paths: StepPaths) {
       };
       await keepProdStateBefore(paths, input);
       return warehouse(input, args.prodTarget, async (w) => {
+        // A rollback backs up what the earlier backup will replace: its entries, read from its manifest.
+        const relations = restoreFrom
+          ? (await requireBackupIn(w, restoreFrom)).entries.map((e) => e.prod)
+          : relationsOf(publishSet!);
         const backup = await w.backup(input.deployId, relations, label);
         const kept = backup.entries.filter((e) => e.kind !== 'absent').length;
         return {
           summary: `kept ${kept} of ${relations.length} relations in ${backup.location.schema}`,
-          state: { backup },
+          state: { backup: backupHandle(backup) },
         };
       });
     },
 
     async publishTables({ input, state, args }: StepRequest<{ prodTarget: string }>): Promise<StepOutcome> {
-      const { tables } = requirePublishSet(state);
+      const { tables } = await requirePublishSet(state);
       requireOneWarehouse(input);
       await warehouse(input, args.prodTarget, (w) =>
         w.replaceRelations({
@@ -69,7 +83,7 @@ export function publishSteps(paths: StepPaths) {
           drop: [],
         }),
       );
-      return { summary: `published ${tables.length} tables: ${tables.map((t) => t.name).join(', ')}` };
+      return { summary: `published ${tables.length} tables: ${listed(tables.map((t) => t.name))}` };
     },
 
     async publishViews({
@@ -78,7 +92,7 @@ export function publishSteps(paths: StepPaths) {
       stepId,
       args,
     }: StepRequest<{ prodTarget: string }>): Promise<StepOutcome> {
-      const { views } = requirePublishSet(state);
+      const { views } = await requirePublishSet(state);
       if (views.length === 0) return { summary: 'no views to re-create' };
       const names = views.map((v) => v.name);
       // The select step compiled every view for prod: the adapter re-creates them without starting dbt.
@@ -104,10 +118,14 @@ export function publishSteps(paths: StepPaths) {
         await readArtifact<RunResults>(await artifactRef(join(dir, 'run_results.json'))),
       );
       if (!results.passed) {
-        const failed = results.blocking.map((n) => `${n.name}: ${n.message ?? n.status}`).join('; ');
+        const failed = listed(
+          results.blocking.map((n) => `${n.name}: ${n.message ?? n.status}`),
+          25,
+          '; ',
+        );
         throw ApplicationFailure.nonRetryable(`re-creating views in prod failed: ${failed}`, 'PublishFailed');
       }
-      return { summary: `re-created ${views.length} views: ${names.join(', ')}` };
+      return { summary: `re-created ${views.length} views: ${listed(names)}` };
     },
 
     async publishRelations({
@@ -115,7 +133,7 @@ export function publishSteps(paths: StepPaths) {
       state,
       args,
     }: StepRequest<{ prodTarget: string }>): Promise<StepOutcome> {
-      const publishSet = requirePublishSet(state);
+      const publishSet = await requirePublishSet(state);
       const map = await readArtifact<RelationMap>(requireRelations(state));
       requireOneWarehouse(input);
       const sqlOf = new Map(map.models.map((m) => [m.uniqueId, m.prodSql]));
@@ -137,8 +155,13 @@ export function publishSteps(paths: StepPaths) {
       };
     },
 
-    async swapSchemas({ input, state, args }: StepRequest<{ prodTarget: string }>): Promise<StepOutcome> {
-      const publishSet = requirePublishSet(state);
+    async swapSchemas({
+      input,
+      state,
+      stepId,
+      args,
+    }: StepRequest<{ prodTarget: string }>): Promise<StepOutcome> {
+      const publishSet = await requirePublishSet(state);
       const map = await readArtifact<RelationMap>(requireRelations(state));
       requireOneWarehouse(input);
       const swaps = schemaPairs(map).map((p) => ({ prod: p.prod, staging: p.build }));
@@ -152,30 +175,37 @@ export function publishSteps(paths: StepPaths) {
           expected.push({ ...found, relation: model.prod });
         }
         // Views keep the SQL dbt compiled for prod, so after the swap they read the new prod.
+        const sqlOf = new Map(map.models.map((m) => [m.uniqueId, m.prodSql]));
         const views = publishSet.views.flatMap((view) => {
-          const sql = map.models.find((m) => m.uniqueId === view.uniqueId)?.prodSql;
+          const sql = sqlOf.get(view.uniqueId);
           return sql ? [{ to: view.staging, sql }] : [];
         });
+        // Before the swap: its retry after a commit finds staging gone, but the file already written.
+        const expectedRef = await writeArtifact(
+          join(artifactsDirOf(input), stepId, 'expected.json'),
+          expected,
+        );
         const backup = await w.swapLocations(input.deployId, swaps, label, views);
         const names = swaps.map((s) => `${s.staging.schema} → ${s.prod.schema}`).join(', ');
         return {
           summary: `swapped ${names}; old prod kept as ${backup.location.schema}`,
-          state: { backup, expected },
+          state: { backup: backupHandle(backup), expectedRef },
         };
       });
     },
 
     async verifyProd({ input, state, args }: StepRequest<{ prodTarget: string }>): Promise<StepOutcome> {
-      const publishSet = requirePublishSet(state);
+      const publishSet = await requirePublishSet(state);
       const models = [...publishSet.tables, ...publishSet.views];
+      const before = new Map(
+        ((await expectedFingerprints(state)) ?? []).map((f) => [relationName(f.relation), f]),
+      );
       const { mismatches, pruned } = await warehouse(input, args.prodTarget, async (w) => {
         const found: string[] = [];
         for (const model of models) {
           Context.current().heartbeat({ verifying: model.name });
           const prod = await w.fingerprint(model.prod);
-          const expected =
-            state.expected?.find((f) => relationName(f.relation) === relationName(model.prod)) ??
-            (await w.fingerprint(model.staging));
+          const expected = before.get(relationName(model.prod)) ?? (await w.fingerprint(model.staging));
           if (prod.rows !== expected.rows || prod.checksum !== expected.checksum) {
             found.push(
               `${model.name}: prod ${prod.rows} rows/${prod.checksum}, staging ${expected.rows} rows/${expected.checksum}`,
@@ -189,14 +219,14 @@ export function publishSteps(paths: StepPaths) {
         return { mismatches: found, pruned: found.length ? '' : await pruneBackups(w, input) };
       });
       if (mismatches.length > 0) {
-        const blocked = `verify failed, prod differs from staging: ${mismatches.join('; ')}`;
+        const blocked = `verify failed, prod differs from staging: ${listed(mismatches, 25, '; ')}`;
         return { summary: blocked, blocked };
       }
       // A mirror refresh built only the raw layer: its manifest is no state to compare deploys with.
       if (input.strategy !== 'mirror') await recordProdState(state, prodStateDirOf(input));
       return {
         summary: `${models.length} relations match staging (rows and checksum)${pruned}`,
-        state: { published: models.map((m) => relationName(m.prod)) },
+        state: publishedState(models.map((m) => relationName(m.prod))),
       };
     },
 

@@ -4,11 +4,16 @@
  */
 
 import { ApplicationFailure } from '@temporalio/common';
+import { backupHandle } from '../../workflows/state.js';
 import { relationName } from '../warehouses/adapter.js';
 import {
+  backupIn,
   forgetProdStateBefore,
+  listed,
+  publishedState,
   pruneBackups,
   putBackProdState,
+  requireBackupIn,
   requireRestoreFrom,
   type StepOutcome,
   type StepPaths,
@@ -36,19 +41,25 @@ export function restoreSteps(paths: StepPaths) {
       }
       return {
         summary: `backup of ${found.deployId}, taken ${found.createdAt}: ${found.entries.length} relations`,
-        state: { restoreFrom: found },
+        // Only the handle: the steps after this read the entries from the backup's manifest.
+        state: { restoreFrom: backupHandle(found) },
       };
     },
 
     async restoreBackup({ input, state, args }: StepRequest<{ prodTarget: string }>): Promise<StepOutcome> {
-      const from = requireRestoreFrom(state);
-      await warehouse(input, args.prodTarget, (w) => w.restore(from));
+      const handle = requireRestoreFrom(state);
+      const from = await warehouse(input, args.prodTarget, async (w) => {
+        const backup = await requireBackupIn(w, handle);
+        await w.restore(backup);
+        return backup;
+      });
       return { summary: `restored ${from.entries.length} relations from ${from.location.schema}` };
     },
 
     async verifyRestore({ input, state, args }: StepRequest<{ prodTarget: string }>): Promise<StepOutcome> {
-      const from = requireRestoreFrom(state);
-      const { mismatches, pruned } = await warehouse(input, args.prodTarget, async (w) => {
+      const handle = requireRestoreFrom(state);
+      const { from, mismatches, pruned } = await warehouse(input, args.prodTarget, async (w) => {
+        const from = await requireBackupIn(w, handle);
         const found: string[] = [];
         for (const entry of from.entries) {
           const kind = await w.relationKind(entry.prod);
@@ -62,28 +73,33 @@ export function restoreSteps(paths: StepPaths) {
         }
         // Retention only after a verified restore, in the same session with the warehouse.
         return {
+          from,
           mismatches: found,
           pruned: found.length ? '' : await pruneBackups(w, input, [from.deployId]),
         };
       });
       if (mismatches.length > 0) {
-        const blocked = `verify failed, prod differs from the backup: ${mismatches.join('; ')}`;
+        const blocked = `verify failed, prod differs from the backup: ${listed(mismatches, 25, '; ')}`;
         return { summary: blocked, blocked };
       }
       // Prod is an older version now: the next state:modified selection compares with what it had then.
       await putBackProdState(paths, input, from.deployId);
       return {
         summary: `${from.entries.length} relations match the backup of ${from.deployId}${pruned}`,
-        state: {
-          published: from.entries.filter((e) => e.kind !== 'absent').map((e) => relationName(e.prod)),
-        },
+        state: publishedState(
+          from.entries.filter((e) => e.kind !== 'absent').map((e) => relationName(e.prod)),
+        ),
       };
     },
 
     async restoreProd({ input, state, args }: StepRequest<{ prodTarget: string }>): Promise<StepOutcome> {
-      const backup = state.backup;
-      if (!backup) return { summary: 'no backup was taken: nothing to restore' };
-      await warehouse(input, args.prodTarget, (w) => w.restore(backup));
+      const handle = state.backup;
+      if (!handle) return { summary: 'no backup was taken: nothing to restore' };
+      const backup = await warehouse(input, args.prodTarget, async (w) => {
+        const backup = await requireBackupIn(w, handle);
+        await w.restore(backup);
+        return backup;
+      });
       const record = await putBackProdState(paths, input, input.deployId);
       return {
         summary: `restored ${backup.entries.length} relations from ${backup.location.schema}; ${record}`,
@@ -93,7 +109,9 @@ export function restoreSteps(paths: StepPaths) {
     async unswapSchemas({ input, state, args }: StepRequest<{ prodTarget: string }>): Promise<StepOutcome> {
       const swapped = await warehouse(input, args.prodTarget, async (w) => {
         // A swap that committed but whose activity then failed left no backup in the state: look it up.
-        const backup = state.backup ?? (await w.listBackups()).find((b) => b.deployId === input.deployId);
+        // A manifest already gone (an unswap that stopped half-way) leaves the handle's swapped names.
+        const handle = state.backup ?? { deployId: input.deployId };
+        const backup = (await backupIn(w, handle)) ?? (state.backup && { ...state.backup, entries: [] });
         if (backup?.swapped) await w.unswapLocations(backup);
         return backup?.swapped;
       });
@@ -105,11 +123,14 @@ export function restoreSteps(paths: StepPaths) {
     },
 
     async dropBackup({ input, state, args }: StepRequest<{ prodTarget: string }>): Promise<StepOutcome> {
-      const backup = state.backup;
-      if (!backup) return { summary: 'no backup to drop' };
-      await warehouse(input, args.prodTarget, (w) => w.dropBackup(backup));
+      const handle = state.backup;
+      if (!handle) return { summary: 'no backup to drop' };
+      // Dropping twice changes nothing: a manifest already gone leaves the handle's locations to drop.
+      await warehouse(input, args.prodTarget, async (w) =>
+        w.dropBackup((await backupIn(w, handle)) ?? { ...handle, entries: [] }),
+      );
       await forgetProdStateBefore(paths, input, input.deployId);
-      return { summary: `dropped ${backup.location.schema}` };
+      return { summary: `dropped ${handle.location.schema}` };
     },
   };
 }

@@ -8,7 +8,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, defaultPayloadConverter, type Payload } from '@temporalio/common';
 import { execa } from 'execa';
 import { inject } from 'vitest';
 import { temporalCliPath } from '../../client/dev-server.js';
@@ -150,4 +150,41 @@ export async function keepHistory(worker: TestWorker, workflowId: string, name: 
   const dir = join(ROOT, '.test-runs', 'histories');
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, `${name}.json`), stdout);
+}
+
+/** One activity a deploy scheduled, as its history recorded it: its input and, when it completed, its result. */
+export interface ScheduledActivity {
+  activityType: string;
+  /** The encoded size of the input, in bytes. */
+  inputBytes: number;
+  input: unknown;
+  result?: unknown;
+}
+
+/** Every activity of a workflow run, read back from the server's history and decoded. */
+export async function scheduledActivities(
+  worker: TestWorker,
+  workflowId: string,
+): Promise<ScheduledActivity[]> {
+  const history = await worker.client.workflow.getHandle(workflowId).fetchHistory();
+  const byEvent = new Map<string, ScheduledActivity>();
+  const decode = (payloads: { payloads?: Payload[] | null } | null | undefined): unknown => {
+    const [first] = payloads?.payloads ?? [];
+    return first ? defaultPayloadConverter.fromPayload(first) : undefined;
+  };
+  for (const event of history.events ?? []) {
+    const scheduled = event.activityTaskScheduledEventAttributes;
+    if (scheduled) {
+      const payloads = scheduled.input?.payloads ?? [];
+      byEvent.set(String(event.eventId), {
+        activityType: scheduled.activityType?.name ?? '',
+        inputBytes: payloads.reduce((n, p) => n + (p.data?.length ?? 0), 0),
+        input: decode(scheduled.input),
+      });
+    }
+    const completed = event.activityTaskCompletedEventAttributes;
+    const activity = completed && byEvent.get(String(completed.scheduledEventId));
+    if (activity) activity.result = decode(completed.result);
+  }
+  return [...byEvent.values()];
 }

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appendRawOrders, changeCustomerEmails } from '../../examples/jaffle_shop/raw-data.js';
 import type { DeployActivities } from '../../activities/steps.js';
+import { STATE_READS } from '../../workflows/state.js';
 import type { DeployResult } from '../../workflows/types.js';
 import {
   type Engine,
@@ -16,6 +17,7 @@ import {
   keepHistory,
   listSchemas,
   look,
+  scheduledActivities,
   snapshotSchema,
   startTestWorker,
   type TestWorker,
@@ -121,6 +123,32 @@ async function snapshotVersions(project: ExampleProject, ids: readonly number[])
   }));
 }
 
+/**
+ * Nothing that grows with the project goes through the deploy's history: each activity was sent only
+ * the state fields it reads, the publish set and fingerprints as file references, backups as handles
+ * without their entries, and no activity handed such a list back. (A project of a few thousand models
+ * would otherwise cross Temporal's payload limit; bench/history.ts measures the sizes.)
+ */
+export async function expectReferencesOnly(worker: TestWorker, result: DeployResult): Promise<void> {
+  const activities = await scheduledActivities(worker, result.workflowId);
+  const steps = activities.filter((a) => a.activityType in STATE_READS);
+  expect(steps.length).toBeGreaterThan(3);
+  for (const { activityType, input, result: outcome } of steps) {
+    const { state } = (input ?? {}) as { state?: Record<string, unknown> };
+    const reads: readonly string[] = STATE_READS[activityType as keyof typeof STATE_READS];
+    for (const field of Object.keys(state ?? {}))
+      expect(reads, `${activityType} was sent ${field}`).toContain(field);
+    const returned = ((outcome ?? {}) as { state?: Record<string, unknown> }).state ?? {};
+    for (const carried of [state ?? {}, returned]) {
+      expect(carried, activityType).not.toHaveProperty('publishSet');
+      expect(carried, activityType).not.toHaveProperty('expected');
+      expect(carried, activityType).not.toHaveProperty('backup.entries');
+      expect(carried, activityType).not.toHaveProperty('restoreFrom.entries');
+    }
+  }
+  expect(result.backup ?? {}).not.toHaveProperty('entries');
+}
+
 export function pick<T>(record: Record<string, T>, names: string[]): Record<string, T> {
   return Object.fromEntries(names.map((n) => [n, record[n] as T]));
 }
@@ -182,6 +210,8 @@ export function strategyMatrix(
       expect(await backupSchemas(project)).toHaveLength(1);
       expect(result.backup?.deployId).toBe(result.deployId);
       expect(result.published).toHaveLength(PUBLISHED[strategy].length);
+      expect(result.publishedCount).toBe(PUBLISHED[strategy].length);
+      await expectReferencesOnly(worker, result);
     });
 
     // Registered only where it is checked, so the summary reports no skipped tests.
@@ -301,6 +331,7 @@ export function incrementalAndRollback(engine: Engine, namespace: TestNamespace)
 
         const again = await worker.rollback({ projectDir: project.dir, to: latest });
         expect(again.status, again.reason).toBe('published');
+        await expectReferencesOnly(worker, again);
         expect(await snapshotSchema(project, PROD)).toEqual(prodAfter[1]);
         // backups.keep (3) bounds what stays per operation: the 3 deploy backups and the 2 rollbacks' own.
         expect((await backupSchemas(project)).length).toBe(5);

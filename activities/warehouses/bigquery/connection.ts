@@ -5,15 +5,10 @@
  */
 import { existsSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
-import { BigQuery, type BigQueryOptions } from '@google-cloud/bigquery';
-import {
-  type AuthClient,
-  GoogleAuth,
-  Impersonated,
-  OAuth2Client,
-  PassThroughClient,
-  UserRefreshClient,
-} from 'google-auth-library';
+// Types only: the SDKs load when a client is built, so reading a profile (`dbt-deploy plan`, every
+// CLI command, DuckDB and PostgreSQL workers) does not pay their second of imports.
+import type { BigQuery, BigQueryOptions } from '@google-cloud/bigquery';
+import type { AuthClient, OAuth2Client } from 'google-auth-library';
 
 /** dbt-bigquery's `method`s, with the keys each one reads. */
 export type BigQueryCredentials =
@@ -167,6 +162,10 @@ export async function bigQueryClient(connection: BigQueryConnection): Promise<Bi
     ...(connection.location ? { location: connection.location } : {}),
     ...(connection.apiEndpoint ? { apiEndpoint: connection.apiEndpoint } : {}),
   };
+  const [{ BigQuery }, { Impersonated, PassThroughClient }] = await Promise.all([
+    import('@google-cloud/bigquery'),
+    import('google-auth-library'),
+  ]);
   if (isEmulator(connection)) return new BigQuery({ ...options, authClient: new PassThroughClient() });
   let client = await sourceClient(connection.credentials);
   if (connection.impersonateServiceAccount) {
@@ -181,6 +180,7 @@ export async function bigQueryClient(connection: BigQueryConnection): Promise<Bi
 }
 
 async function sourceClient(credentials: BigQueryCredentials): Promise<AuthClient> {
+  const { GoogleAuth, OAuth2Client, UserRefreshClient } = await import('google-auth-library');
   switch (credentials.method) {
     case 'oauth':
       return new GoogleAuth({ scopes: SCOPES }).getClient();
