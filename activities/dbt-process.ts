@@ -35,17 +35,11 @@ export interface DbtStart {
  * puts the working directory first on `sys.path`, which the console script does not: it is removed,
  * so a project's files never shadow a module. Once it has its invocation, the process takes the
  * command line (and name) of the `dbt` command it runs, so `ps`, `pgrep -f 'dbt build'` and an
- * operator see dbt, over the room a padding argument kept for it (Linux; elsewhere it keeps its own).
+ * operator see dbt from the moment it is handed over (read by a thread while the imports may still run),
+ * over the room a padding argument kept for it (Linux; elsewhere it keeps its own).
  */
 const WARM = `
-import ctypes, json, os, sys
-if sys.path and sys.path[0] == '':
-    del sys.path[0]
-from dbt.cli.main import cli
-try:
-    __import__('dbt.adapters.' + sys.argv[1])
-except Exception:
-    pass
+import ctypes, json, os, sys, threading
 
 def retitle(argv):
     try:
@@ -54,19 +48,38 @@ def retitle(argv):
         start, end = int(fields[45]), int(fields[46])
         title = '\\0'.join(argv).encode()[: end - start - 1]
         ctypes.memmove(start, title + b'\\0' * (end - start - len(title)), end - start)
-        ctypes.CDLL(None).prctl(15, b'dbt', 0, 0, 0)
     except Exception:
         pass
 
-line = sys.stdin.readline()
-if not line:
+request = {}
+
+def receive():
+    line = sys.stdin.readline()
+    if line:
+        request.update(json.loads(line))
+        retitle(['dbt', *request['args']])
+
+# The invocation is read while dbt is still importing, so its command line shows at once.
+reader = threading.Thread(target=receive, daemon=True)
+reader.start()
+if sys.path and sys.path[0] == '':
+    del sys.path[0]
+from dbt.cli.main import cli
+try:
+    __import__('dbt.adapters.' + sys.argv[1])
+except Exception:
+    pass
+reader.join()
+if not request:
     sys.exit(0)
-request = json.loads(line)
+try:
+    ctypes.CDLL(None).prctl(15, b'dbt', 0, 0, 0)
+except Exception:
+    pass
 os.environ.clear()
 os.environ.update(request['env'])
 os.chdir(request['cwd'])
 sys.argv = ['dbt', *request['args']]
-retitle(sys.argv)
 sys.exit(cli())
 `;
 
