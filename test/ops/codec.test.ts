@@ -64,7 +64,17 @@ describe('encrypted payloads', () => {
     const raw = await rawHistoryText(worker.namespace, result.workflowId, runId);
     expect(raw).toContain('binary/encrypted');
     expect(raw).toContain(newKey.id);
-    for (const clear of ['jaffle_shop', canary, project.dir, inject('scratchRoot'), ROOT, 'fct_orders'])
+    // The steps' titles are the activities' summaries: sealed too.
+    const title = result.steps[0]!.title;
+    for (const clear of [
+      'jaffle_shop',
+      canary,
+      project.dir,
+      inject('scratchRoot'),
+      ROOT,
+      'fct_orders',
+      title,
+    ])
       expect(raw.includes(clear), `"${clear}" in the raw history`).toBe(false);
 
     // `dbt-deploy history` finds the deploy by the alias the search attributes hold.
