@@ -25,16 +25,10 @@ export interface NotifyRequest {
   approval?: { waitingSince: string; deadline: string; onTimeout: 'abort' | 'approve' };
 }
 
-/** What the webhook receives. */
-export interface NotificationBody {
+/** What the webhook receives: the request without the URL, one line for people, and the gate's commands. */
+export interface NotificationBody extends Omit<NotifyRequest, 'webhook' | 'approval'> {
   /** One line for people; Slack shows it as the message. */
   text: string;
-  event: NotifyEvent;
-  project: string;
-  env: string;
-  deployId: string;
-  workflowId: string;
-  result?: DeployResult;
   approval?: NotifyRequest['approval'] & { approve: string; abort: string };
 }
 

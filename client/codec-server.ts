@@ -35,7 +35,7 @@ export interface CodecServer {
 /** Bodies above this are refused: a page of history is far smaller. */
 const MAX_BODY_BYTES = 16 * 1024 * 1024;
 
-interface JsonPayload {
+export interface JsonPayload {
   metadata?: Record<string, string>;
   data?: string;
 }
@@ -108,7 +108,7 @@ export async function startCodecServer(options: CodecServerOptions): Promise<Cod
       return done(400, { error: (error as Error).message }, payloads.length);
     }
     counts[endpoint]++;
-    done(200, { payloads: out.map(toJson) }, payloads.length);
+    done(200, { payloads: out.map(payloadToJson) }, payloads.length);
   }
 
   await new Promise<void>((resolve, reject) => {
@@ -155,7 +155,8 @@ function fromJson(body: { payloads?: JsonPayload[] }): Payload[] {
   }));
 }
 
-function toJson(payload: Payload): JsonPayload {
+/** A payload as the codec-server protocol carries it (protobuf JSON: bytes as base64). */
+export function payloadToJson(payload: Payload): JsonPayload {
   return {
     metadata: Object.fromEntries(
       Object.entries(payload.metadata ?? {}).map(([k, v]) => [

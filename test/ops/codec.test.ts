@@ -10,7 +10,7 @@ import { Client, Connection } from '@temporalio/client';
 import type { Payload } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { AesGcmCodec, type CodecKey, parseCodecKeys, projectAlias } from '../../client/codec.js';
-import { type CodecServer, startCodecServer } from '../../client/codec-server.js';
+import { type CodecServer, payloadToJson, startCodecServer } from '../../client/codec-server.js';
 import { deployResult, startDeploy } from '../../client/deploys.js';
 import { deployHistory } from '../../client/history.js';
 import { prepareDeploy } from '../../client/preflight.js';
@@ -109,7 +109,7 @@ describe('encrypted payloads', () => {
       const history = await plain.workflow.getHandle(result.workflowId, runId).fetchHistory();
       const sealed = history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
       expect(Buffer.from(sealed!.metadata!['encoding']!).toString()).toBe('binary/encrypted');
-      const body = JSON.stringify({ payloads: [toJson(sealed as Payload)] });
+      const body = JSON.stringify({ payloads: [payloadToJson(sealed as Payload)] });
 
       const decoded = await fetch(`${server.url}/decode`, {
         method: 'POST',
@@ -196,12 +196,3 @@ describe('encrypted payloads', () => {
     expect(() => parseCodecKeys(`${line}\n${line}`, 'keys')).toThrow(`key id "${oldKey.id}" is listed twice`);
   });
 });
-
-function toJson(payload: Payload): { metadata: Record<string, string>; data: string } {
-  return {
-    metadata: Object.fromEntries(
-      Object.entries(payload.metadata ?? {}).map(([k, v]) => [k, Buffer.from(v!).toString('base64')]),
-    ),
-    data: Buffer.from(payload.data ?? new Uint8Array()).toString('base64'),
-  };
-}
