@@ -4,6 +4,7 @@
  * back to the workflow; dbt's artifacts stay in the artifact folder and travel as references.
  */
 import { type ActivitiesOptions, stepPaths } from './step-context.js';
+import { notifyActivities } from './notify.js';
 import { planActivities } from './plan.js';
 import { buildSteps } from './steps/build.js';
 import { publishSteps } from './steps/publish.js';
@@ -19,7 +20,13 @@ export type {
 
 export function createActivities(options: ActivitiesOptions = {}) {
   const paths = stepPaths(options);
-  return { ...planActivities(), ...buildSteps(paths), ...publishSteps(paths), ...restoreSteps(paths) };
+  return {
+    ...planActivities(),
+    ...buildSteps(paths),
+    ...publishSteps(paths),
+    ...restoreSteps(paths),
+    ...notifyActivities(),
+  };
 }
 
 export type DeployActivities = ReturnType<typeof createActivities>;

@@ -16,6 +16,7 @@ import type { WorkflowHandle } from '@temporalio/client';
 import type { Operation } from './deploys.js';
 import { type DeployOptions, identifyEnvironment, prepareDeploy } from './preflight.js';
 import { formatPlan, formatResult } from './report.js';
+import { UsageError } from './errors.js';
 import { type DeployInput, type PlanKind, STRATEGIES } from '../workflows/types.js';
 
 /**
@@ -62,6 +63,11 @@ Temporal connection (the Temporal CLI's own settings, so one temporal.toml serve
   TEMPORAL_API_KEY, TEMPORAL_TLS, TEMPORAL_TLS_CLIENT_CERT_PATH, TEMPORAL_TLS_CLIENT_KEY_PATH,
   TEMPORAL_TLS_SERVER_CA_CERT_PATH, TEMPORAL_TLS_SERVER_NAME (and their _DATA forms).
   DBT_DEPLOY_TASK_QUEUE names the workers' task queue (default dbt-deploy).
+
+Encrypted payloads (opt-in): DBT_DEPLOY_CODEC_KEYS_FILE names a file of AES-256 keys, one a line
+  (<id>:<base64 key>, oldest first; make one with \`dbt-deploy codec-key\`), or DBT_DEPLOY_CODEC_KEYS
+  holds the same lines. Every command and worker then seals what it sends to Temporal with the newest
+  key and opens payloads by their key id; \`dbt-deploy codec-server\` lets the Temporal UI read them.
 
 What this host needs:
   approve, abort, status, history, schedule list|pause|unpause|trigger|delete: only dbt_project.yml
@@ -326,6 +332,10 @@ export function buildCli(): Command {
       'how long a step waits for its host before the host counts as lost and the deploy restarts on another (only before prod is touched)',
       '1 minute',
     )
+    .option(
+      '--metrics <host:port>',
+      "serve the Temporal SDK's Prometheus metrics at http://<host:port>/metrics (e.g. 127.0.0.1:9464; off by default)",
+    )
     .action(async (options: import('../worker/run.js').RunWorkerOptions) => {
       const { runWorker } = await import('../worker/run.js');
       await runWorker(options);
@@ -341,32 +351,91 @@ export function buildCli(): Command {
       'where the server keeps history across restarts',
       '.dbt-deploy/temporal-dev.db',
     )
-    .action(async (options: { port: number; uiPort: number; dbFilename: string }) => {
-      const [{ temporalSettings }, { startDevServer }] = await Promise.all([
-        import('./connection.js'),
-        import('./dev-server.js'),
-      ]);
-      const configured = temporalSettings();
-      const server = await startDevServer({
-        namespace: configured.namespace,
+    .option(
+      '--ui-codec-endpoint <url>',
+      'the codec server the UI decodes payloads with (see `dbt-deploy codec-server`)',
+    )
+    .action(
+      async (options: { port: number; uiPort: number; dbFilename: string; uiCodecEndpoint?: string }) => {
+        const [{ temporalSettings }, { startDevServer }] = await Promise.all([
+          import('./connection.js'),
+          import('./dev-server.js'),
+        ]);
+        const configured = temporalSettings();
+        const server = await startDevServer({
+          namespace: configured.namespace,
+          port: options.port,
+          uiPort: options.uiPort,
+          dbFilename: resolve(options.dbFilename),
+          ...(options.uiCodecEndpoint ? { uiCodecEndpoint: options.uiCodecEndpoint } : {}),
+        });
+        // The local dev server is plain TCP: a profile's TLS or API key is for the cluster, not for it.
+        const settings = { ...configured, address: server.address, connection: {} };
+        const { createDeployWorker } = await import('../worker/worker.js');
+        const { worker, connection } = await createDeployWorker(settings);
+        console.log(`Temporal dev server on ${server.address}, UI ${server.uiUrl}`);
+        console.log(
+          `worker polling "${settings.taskQueue}"; history kept in ${resolve(options.dbFilename)}. Ctrl-C stops both.`,
+        );
+        try {
+          await worker.run();
+        } finally {
+          await connection.close();
+          await server.stop();
+        }
+      },
+    );
+
+  program
+    .command('codec-server')
+    .description(
+      "serve Temporal's codec-server protocol (POST /encode, /decode) with the payload codec's keys, so the Temporal UI shows encrypted payloads in clear; stops on SIGINT/SIGTERM",
+    )
+    .option('--ip <address>', 'address to listen on; anyone who reaches it can decrypt', '127.0.0.1')
+    .option('--port <port>', 'port', (v) => Number.parseInt(v, 10), 8888)
+    .option('--ui-origin <url...>', 'the Temporal UI origins whose browsers may call it (CORS)', [
+      'http://127.0.0.1:8233',
+      'http://localhost:8233',
+    ])
+    .option(
+      '--keys-file <file>',
+      'the codec keys (default: DBT_DEPLOY_CODEC_KEYS_FILE, else DBT_DEPLOY_CODEC_KEYS)',
+    )
+    .action(async (options: { ip: string; port: number; uiOrigin: string[]; keysFile?: string }) => {
+      const { AesGcmCodec, codecKeysFromEnv, readCodecKeys } = await import('./codec.js');
+      const { startCodecServer } = await import('./codec-server.js');
+      const keys = options.keysFile ? readCodecKeys(options.keysFile) : codecKeysFromEnv();
+      if (!keys)
+        throw new UsageError(
+          'no codec keys: pass --keys-file or set DBT_DEPLOY_CODEC_KEYS_FILE (or DBT_DEPLOY_CODEC_KEYS) as for the worker',
+        );
+      const server = await startCodecServer({
+        codec: new AesGcmCodec(keys),
+        host: options.ip,
         port: options.port,
-        uiPort: options.uiPort,
-        dbFilename: resolve(options.dbFilename),
+        origins: options.uiOrigin,
+        log: (line) => console.error(line),
       });
-      // The local dev server is plain TCP: a profile's TLS or API key is for the cluster, not for it.
-      const settings = { ...configured, address: server.address, connection: {} };
-      const { createDeployWorker } = await import('../worker/worker.js');
-      const { worker, connection } = await createDeployWorker(settings);
-      console.log(`Temporal dev server on ${server.address}, UI ${server.uiUrl}`);
       console.log(
-        `worker polling "${settings.taskQueue}"; history kept in ${resolve(options.dbFilename)}. Ctrl-C stops both.`,
+        `codec server on ${server.url} (keys: ${keys.map((k) => k.id).join(', ')}; new payloads sealed with ${keys.at(-1)!.id}) for ${options.uiOrigin.join(', ')}`,
       );
-      try {
-        await worker.run();
-      } finally {
-        await connection.close();
-        await server.stop();
-      }
+      console.log(
+        `point the UI at it: \`temporal server start-dev --ui-codec-endpoint ${server.url}\`, TEMPORAL_CODEC_ENDPOINT for a UI server, or the UI's Codec Server setting`,
+      );
+      await new Promise((done) => {
+        process.once('SIGINT', done);
+        process.once('SIGTERM', done);
+      });
+      await server.close();
+    });
+
+  program
+    .command('codec-key')
+    .description('print a new AES-256 key line for the codec keys file (<id>:<base64>); append it to rotate')
+    .option('--id <id>', "the key's id, recorded in every payload it seals (default: today's date)")
+    .action(async (options: { id?: string }) => {
+      const { newCodecKeyLine } = await import('./codec.js');
+      console.log(newCodecKeyLine(options.id));
     });
 
   return program;

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { parse, YAMLParseError } from 'yaml';
 import { z } from 'zod';
-import { STRATEGIES } from '../workflows/types.js';
+import { NOTIFY_EVENTS, STRATEGIES } from '../workflows/types.js';
 import { UsageError } from './errors.js';
 
 const EnvironmentSchema = z.strictObject({
@@ -41,6 +41,17 @@ export const DeployConfigSchema = z.strictObject({
       on_timeout: z.enum(['abort', 'approve']).default('abort'),
     })
     .default({ required: false, timeout: '24h', on_timeout: 'abort' }),
+  /** A webhook (Slack-compatible) told when an operation ends or waits for approval; sent by the worker. */
+  notify: z
+    .strictObject({
+      /** An http(s) URL, or `{{ env_var('NAME') }}` for one the worker reads from its environment. */
+      webhook: z.string().min(1),
+      on: z
+        .array(z.enum(NOTIFY_EVENTS))
+        .min(1)
+        .default([...NOTIFY_EVENTS]),
+    })
+    .optional(),
 });
 
 export type DeployConfig = z.infer<typeof DeployConfigSchema>;

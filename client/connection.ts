@@ -8,7 +8,9 @@
 import { connect as tlsConnect } from 'node:tls';
 import { Client, Connection, type ConnectionOptions } from '@temporalio/client';
 import { type ClientConfigProfile, loadClientConfigProfile, toClientOptions } from '@temporalio/envconfig';
+import type { PayloadCodec } from '@temporalio/common';
 import type { NativeConnectionOptions } from '@temporalio/worker';
+import { AesGcmCodec, codecKeysFromEnv } from './codec.js';
 import { TemporalUnavailable, UsageError } from './errors.js';
 import { requireSearchAttributes } from './search-attributes.js';
 
@@ -25,6 +27,12 @@ export interface TemporalSettings {
    * @default {} (plain TCP, no credentials)
    */
   connection?: Pick<NativeConnectionOptions, 'tls' | 'apiKey' | 'metadata'>;
+  /**
+   * Seals every payload with AES-256-GCM (`AesGcmCodec`, keys from `DBT_DEPLOY_CODEC_KEYS_FILE` or
+   * `DBT_DEPLOY_CODEC_KEYS`); the client, every worker and the codec server need the same keys.
+   * @default undefined (payloads in clear)
+   */
+  codec?: PayloadCodec;
 }
 
 export const DEFAULT_ADDRESS = '127.0.0.1:7233';
@@ -44,6 +52,7 @@ export function temporalSettings(env: NodeJS.ProcessEnv = process.env): Temporal
     throw new UsageError(`${where}: ${firstLine(error)}`);
   }
   const { tls, apiKey, metadata } = connectionOptions;
+  const keys = codecKeysFromEnv(env);
   return {
     address: connectionOptions.address || DEFAULT_ADDRESS,
     namespace: namespace || 'default',
@@ -53,6 +62,7 @@ export function temporalSettings(env: NodeJS.ProcessEnv = process.env): Temporal
       ...(apiKey !== undefined ? { apiKey } : {}),
       ...(metadata && Object.keys(metadata).length > 0 ? { metadata } : {}),
     },
+    ...(keys ? { codec: new AesGcmCodec(keys) } : {}),
   };
 }
 
@@ -86,7 +96,11 @@ export async function connectClient(settings: TemporalSettings): Promise<Client>
     await connection.close();
     throw error;
   }
-  return new Client({ connection, namespace: settings.namespace });
+  return new Client({
+    connection,
+    namespace: settings.namespace,
+    ...(settings.codec ? { dataConverter: { payloadCodecs: [settings.codec] } } : {}),
+  });
 }
 
 /** One line that says why the server could not be reached, for the CLI, the worker and the library. */

@@ -12,7 +12,7 @@ import {
   WorkflowNotFoundError,
   WorkflowUpdateFailedError,
 } from '@temporalio/client';
-import { ApplicationFailure, defaultPayloadConverter, type Payload } from '@temporalio/common';
+import { ApplicationFailure, type Payload } from '@temporalio/common';
 import type { DbtProgress } from '../activities/dbt.js';
 import type { deployWorkflow } from '../workflows/deploy.js';
 import {
@@ -23,8 +23,9 @@ import {
   type DeployProgress,
   progressQuery,
 } from '../workflows/queries.js';
-import { deployIdOf, deployWorkflowId } from '../workflows/ids.js';
+import { deployIdOf, deployWorkflowId, projectIdOf } from '../workflows/ids.js';
 import type { DeployInput, DeployResult, Operation } from '../workflows/types.js';
+import { projectIdFor, withProjectAlias } from './codec.js';
 import { DeployInProgress, RequestRejected } from './errors.js';
 
 export { deployWorkflowId };
@@ -44,15 +45,18 @@ const WORKFLOW_TYPES: Record<Operation, string> = {
 
 export async function startDeploy(
   client: Client,
-  input: DeployInput,
+  given: DeployInput,
   taskQueue: string,
   operation: Operation = 'deploy',
 ): Promise<WorkflowHandle<typeof deployWorkflow>> {
-  const workflowId = deployWorkflowId(input.project, input.env);
+  // A client that encrypts payloads names the project by its alias wherever Temporal keeps it in clear.
+  const input = withProjectAlias(client, given);
+  const project = projectIdOf(input);
+  const workflowId = deployWorkflowId(project, input.env);
   const summary = {
-    deploy: `Deploy ${input.project} to ${input.env} with ${input.strategy}`,
-    rollback: `Roll back ${input.project} in ${input.env} to before ${input.rollbackTo ?? 'the latest deploy'}`,
-    'mirror-refresh': `Refresh the raw layer of ${input.project} in ${input.env}`,
+    deploy: `Deploy ${project} to ${input.env} with ${input.strategy}`,
+    rollback: `Roll back ${project} in ${input.env} to before ${input.rollbackTo ?? 'the latest deploy'}`,
+    'mirror-refresh': `Refresh the raw layer of ${project} in ${input.env}`,
   }[operation];
   try {
     return await client.workflow.start(WORKFLOW_TYPES[operation], {
@@ -112,7 +116,7 @@ export async function deployProgress(handle: WorkflowHandle): Promise<LiveProgre
   for (const activity of description.raw.pendingActivities ?? []) {
     const payload = activity.heartbeatDetails?.payloads?.[0];
     if (!payload) continue;
-    const details = defaultPayloadConverter.fromPayload<Partial<DbtProgress>>(payload as Payload);
+    const details = await decodeHeartbeat(handle, payload as Payload);
     if (typeof details?.total === 'number' && details.total > 0) {
       dbt = {
         done: details.done ?? 0,
@@ -126,13 +130,21 @@ export async function deployProgress(handle: WorkflowHandle): Promise<LiveProgre
   return { ...progress, elapsedMs: Date.now() - Date.parse(progress.startedAt), dbt };
 }
 
+/** A heartbeat's first detail, opened with the client's codecs (the payload codec seals heartbeats too). */
+async function decodeHeartbeat(handle: WorkflowHandle, payload: Payload): Promise<Partial<DbtProgress>> {
+  const { payloadCodecs, payloadConverter } = handle.client.options.loadedDataConverter;
+  let decoded = payload;
+  for (const codec of [...payloadCodecs].reverse()) [decoded] = (await codec.decode([decoded])) as [Payload];
+  return payloadConverter.fromPayload<Partial<DbtProgress>>(decoded);
+}
+
 /** The environment's deploy (or rollback, or mirror refresh) that is running now, if any. */
 export async function runningDeploy(
   client: Client,
   project: string,
   env: string,
 ): Promise<WorkflowHandle | null> {
-  const handle = client.workflow.getHandle(deployWorkflowId(project, env));
+  const handle = client.workflow.getHandle(deployWorkflowId(projectIdFor(client, project), env));
   try {
     const { status } = await handle.describe();
     return status.name === 'RUNNING' ? handle : null;

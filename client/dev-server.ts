@@ -38,6 +38,8 @@ export interface DevServerOptions {
     string,
     'Keyword' | 'Text' | 'Int' | 'Double' | 'Bool' | 'Datetime' | 'KeywordList'
   >;
+  /** The codec server the UI decodes payloads with (`--ui-codec-endpoint`), e.g. `http://127.0.0.1:8888`. */
+  uiCodecEndpoint?: string;
   /** How long to wait for the server to answer; a cold start on 2 busy cores can take a while. */
   startupTimeoutMs?: number;
   log?: (line: string) => void;
@@ -70,6 +72,7 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
   args.push(...(options.uiPort ? ['--ui-port', String(options.uiPort)] : ['--headless']));
   for (const extra of options.extraNamespaces ?? []) args.push('--namespace', extra);
   if (options.dbFilename) args.push('--db-filename', options.dbFilename);
+  if (options.uiCodecEndpoint) args.push('--ui-codec-endpoint', options.uiCodecEndpoint);
   // The deploy's own attributes are always there, so the UI and `history` can filter by them.
   for (const [name, type] of Object.entries({ ...DEPLOY_SEARCH_ATTRIBUTES, ...options.searchAttributes }))
     args.push('--search-attribute', `${name}=${type}`);

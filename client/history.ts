@@ -4,6 +4,7 @@
  */
 import type { Client } from '@temporalio/client';
 import type { DeployResult } from '../workflows/types.js';
+import { projectIdFor } from './codec.js';
 import { deployResult } from './deploys.js';
 
 export interface HistoryLine {
@@ -29,7 +30,7 @@ export async function deployHistory(
   env: string,
   limit = 20,
 ): Promise<HistoryLine[]> {
-  const query = `DbtDeployProject = ${quote(project)} AND DbtDeployEnv = ${quote(env)}`;
+  const query = `DbtDeployProject = ${quote(projectIdFor(client, project))} AND DbtDeployEnv = ${quote(env)}`;
   const lines: HistoryLine[] = [];
   for await (const execution of client.workflow.list({ query, pageSize: limit })) {
     const attributes = execution.searchAttributes as Record<string, unknown[] | undefined>;

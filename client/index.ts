@@ -4,6 +4,16 @@
  */
 export { connectClient, temporalSettings, type TemporalSettings } from './connection.js';
 export {
+  AesGcmCodec,
+  type CodecKey,
+  codecKeysFromEnv,
+  encryptingDataConverter,
+  parseCodecKeys,
+  projectAlias,
+  readCodecKeys,
+} from './codec.js';
+export { type CodecServer, type CodecServerOptions, startCodecServer } from './codec-server.js';
+export {
   decide,
   deployProgress,
   deployResult,

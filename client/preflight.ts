@@ -10,6 +10,7 @@ import type { Duration } from '@temporalio/common';
 import { msToNumber } from '@temporalio/common/lib/time.js';
 import { parse, YAMLParseError } from 'yaml';
 import { DBT_LOOKUP, dbtBin } from '../activities/dbt.js';
+import { checkWebhookTemplate } from '../activities/notify.js';
 import { connectionFor, ProfileError, type WarehouseConnection } from '../activities/profiles.js';
 import { CAPABILITIES, type Engine } from '../activities/warehouses/capabilities.js';
 import { supportedStrategies, unsupportedBecause } from '../workflows/strategies/index.js';
@@ -95,6 +96,10 @@ export function prepareDeploy(options: DeployOptions): PreparedDeploy {
   requireDbt();
   if (checkStrategy) requireSupported(strategy, engine, configPath);
   const approval = approvalOf(config, options, configPath);
+  if (config.notify) {
+    const problem = checkWebhookTemplate(config.notify.webhook);
+    if (problem) throw new UsageError(`${configPath}: notify.webhook: ${problem}`);
+  }
   return {
     config,
     configPath,
@@ -116,6 +121,7 @@ export function prepareDeploy(options: DeployOptions): PreparedDeploy {
       ...(config.select ? { select: config.select } : {}),
       ...(config.mirror ? { mirror: { select: config.mirror.select } } : {}),
       ...(approval ? { approval } : {}),
+      ...(config.notify ? { notify: { webhook: config.notify.webhook, on: config.notify.on } } : {}),
       ...(options.vars !== undefined ? { vars: options.vars } : {}),
       ...(options.gitSha ? { gitSha: options.gitSha } : {}),
     },

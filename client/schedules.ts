@@ -6,6 +6,7 @@
 import { type Client, ScheduleNotFoundError, ScheduleOverlapPolicy } from '@temporalio/client';
 import { deployWorkflowId } from '../workflows/ids.js';
 import type { ScheduledInput } from '../workflows/scheduled.js';
+import { projectIdFor, withProjectAlias } from './codec.js';
 import { UsageError } from './errors.js';
 
 /** A schedule is named like the deploys it starts: one per project and environment. */
@@ -23,11 +24,12 @@ export interface ScheduleLine {
 
 export async function createSchedule(
   client: Client,
-  input: ScheduledInput,
+  given: ScheduledInput,
   cron: string,
   taskQueue: string,
 ): Promise<string> {
-  const id = scheduleId(input.project, input.env);
+  const input = withProjectAlias(client, given);
+  const id = scheduleId(projectIdFor(client, input.project), input.env);
   try {
     await client.schedule.create({
       scheduleId: id,
@@ -57,7 +59,7 @@ export async function createSchedule(
 export async function listSchedules(client: Client, project: string): Promise<ScheduleLine[]> {
   const lines: ScheduleLine[] = [];
   for await (const summary of client.schedule.list()) {
-    if (!summary.scheduleId.startsWith(deployWorkflowId(project, ''))) continue;
+    if (!summary.scheduleId.startsWith(deployWorkflowId(projectIdFor(client, project), ''))) continue;
     const strategy = summary.memo?.['strategy'];
     const cron = summary.memo?.['cron'];
     lines.push({
@@ -85,7 +87,7 @@ export async function changeSchedule(
   change: ScheduleChange,
   note?: string,
 ): Promise<string> {
-  const id = scheduleId(project, env);
+  const id = scheduleId(projectIdFor(client, project), env);
   const handle = client.schedule.getHandle(id);
   try {
     switch (change) {

@@ -11,4 +11,6 @@ cpSync('examples/jaffle_shop', 'lib/examples/jaffle_shop', {
   recursive: true,
   filter: (source) => !/(\/target|\/logs|\.duckdb(\.wal)?|\.ts)$/.test(source),
 });
+// The failure converter an encrypting worker loads by path (CommonJS, so tsc leaves it alone).
+cpSync('worker/failure-converter.cjs', 'lib/worker/failure-converter.cjs');
 chmodSync('lib/bin/dbt-deploy.js', 0o755);

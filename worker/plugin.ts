@@ -101,6 +101,8 @@ export class DbtDeployPlugin extends SimplePlugin {
       namespace,
       taskQueue: hostTaskQueue,
       activities: this.allActivities,
+      // The steps' inputs and results are sealed by the same codec as the shared worker's.
+      ...(worker.options.dataConverter ? { dataConverter: worker.options.dataConverter } : {}),
       ...(this.slots.get(taskQueue)
         ? { maxConcurrentActivityTaskExecutions: this.slots.get(taskQueue) }
         : {}),

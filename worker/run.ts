@@ -37,6 +37,11 @@ export interface RunWorkerOptions {
   sharedArtifacts?: boolean;
   /** How long a pinned step may wait for its host before it counts as lost. @default '1 minute' */
   hostLossTimeout?: string;
+  /**
+   * `host:port` to serve the Temporal SDK's Prometheus metrics on (`/metrics`), e.g. `127.0.0.1:9464`.
+   * @default undefined (no metrics endpoint)
+   */
+  metrics?: string;
 }
 
 const STOP_SIGNALS = ['SIGTERM', 'SIGINT'] as const;
@@ -55,7 +60,8 @@ export async function runWorker(options: RunWorkerOptions = {}): Promise<void> {
   }
   const artifactsDir = options.artifactsDir ?? (process.env['DBT_DEPLOY_ARTIFACTS_DIR'] || undefined);
   const sharedArtifacts = options.sharedArtifacts ?? process.env['DBT_DEPLOY_SHARED_ARTIFACTS'] === '1';
-  const logger = installRuntime(options.logFormat ?? 'json');
+  if (options.metrics !== undefined) requireBindAddress(options.metrics);
+  const logger = installRuntime(options.logFormat ?? 'json', options.metrics);
   const { worker, connection } = await createDeployWorker({
     ...settings,
     shutdownGraceTime,
@@ -94,6 +100,8 @@ export async function runWorker(options: RunWorkerOptions = {}): Promise<void> {
     shutdownGraceTime,
     pinnedToHost: !sharedArtifacts,
     ...(artifactsDir ? { artifactsDir: resolve(artifactsDir) } : {}),
+    ...(options.metrics ? { metrics: `http://${options.metrics}/metrics` } : {}),
+    encryptedPayloads: Boolean(settings.codec),
   });
   try {
     await worker.run();
@@ -108,10 +116,12 @@ export async function runWorker(options: RunWorkerOptions = {}): Promise<void> {
  * Must run before the first connection: the Runtime is a per-process singleton. Signals are handled
  * here rather than by the SDK so the drain is logged and a repeated signal is ignored.
  */
-function installRuntime(format: LogFormat): Logger {
+function installRuntime(format: LogFormat, metricsAddress?: string): Logger {
+  // The SDK's own exporter: worker, workflow, activity and poller metrics, prefixed `temporal_`.
+  const metrics = metricsAddress ? { metrics: { prometheus: { bindAddress: metricsAddress } } } : {};
   if (format === 'text') {
     const logger = new DefaultLogger('INFO');
-    Runtime.install({ logger, shutdownSignals: [] });
+    Runtime.install({ logger, shutdownSignals: [], telemetryOptions: { ...metrics } });
     return logger;
   }
   const logger = new DefaultLogger('INFO', writeJsonLine);
@@ -119,9 +129,17 @@ function installRuntime(format: LogFormat): Logger {
     logger,
     shutdownSignals: [],
     // Without forwarding, the native core prints its own warnings as plain text.
-    telemetryOptions: { logging: { filter: { core: 'WARN', other: 'ERROR' }, forward: {} } },
+    telemetryOptions: { logging: { filter: { core: 'WARN', other: 'ERROR' }, forward: {} }, ...metrics },
   });
   return logger;
+}
+
+/** `ip:port` or `[ipv6]:port` (no host names): what the exporter binds; a bad one would fail inside the native core. */
+function requireBindAddress(value: string): void {
+  const match = /^(\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-fA-F:]+\]):(\d{1,5})$/.exec(value);
+  const port = match ? Number(match[2]) : Number.NaN;
+  if (!match || port < 1 || port > 65535)
+    throw new UsageError(`--metrics takes an IP address and a port, e.g. 127.0.0.1:9464 (got "${value}")`);
 }
 
 function writeJsonLine({ level, message, meta, timestampNanos }: LogEntry): void {

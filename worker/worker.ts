@@ -11,6 +11,7 @@ import {
   type WorkflowBundleWithSourceMap,
 } from '@temporalio/worker';
 import type { Duration } from '@temporalio/common';
+import { ENCRYPTED_FAILURES_PATH, encryptingDataConverter } from '../client/codec.js';
 import { connectionFailure, type TemporalSettings } from '../client/connection.js';
 import { requireSearchAttributes } from '../client/search-attributes.js';
 import { type DbtDeployPluginOptions, dbtDeployPlugin, WORKFLOWS_PATH } from './plugin.js';
@@ -53,14 +54,26 @@ export async function createDeployWorker(
     // (80% of the heartbeat timeout, here 16 s) would let an aborted build run on that long.
     maxHeartbeatThrottleInterval: '2 seconds',
     defaultHeartbeatThrottleInterval: '2 seconds',
+    // With the codec, error messages and stack traces are sealed too (a prebuilt workflow bundle must be
+    // made with `bundleDeployWorkflows({ encryptFailures: true })` for the workflows' own failures).
+    ...(options.codec ? { dataConverter: encryptingDataConverter(options.codec) } : {}),
     plugins: [dbtDeployPlugin(options)],
   });
   return { worker, connection };
 }
 
-/** Bundles the workflows once, so several workers (tests, the demo) skip webpack on start. */
-export async function bundleDeployWorkflows(): Promise<WorkflowBundleWithSourceMap> {
-  return bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quietLogger });
+/**
+ * Bundles the workflows once, so several workers (tests, the demo) skip webpack on start.
+ * `encryptFailures`: for workers with the payload codec, whose workflows' errors must be sealed too.
+ */
+export async function bundleDeployWorkflows(
+  options: { encryptFailures?: boolean } = {},
+): Promise<WorkflowBundleWithSourceMap> {
+  return bundleWorkflowCode({
+    workflowsPath: WORKFLOWS_PATH,
+    logger: quietLogger,
+    ...(options.encryptFailures ? { failureConverterPath: ENCRYPTED_FAILURES_PATH } : {}),
+  });
 }
 
 const quietLogger = {

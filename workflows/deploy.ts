@@ -35,6 +35,8 @@ import {
   progressQuery,
 } from './queries.js';
 import { HOST_PINNING_PATCH, HostPinnedSteps } from './hosts.js';
+import { projectIdOf } from './ids.js';
+import { NOTIFY_PATCH, notifyWebhook } from './notify.js';
 import { envKey, gitShaKey, phaseKey, projectKey, statusKey, strategyKey } from './search-attributes.js';
 import { backupHandle, mergeState, publishedOf, stateFor } from './state.js';
 import { planOperation } from './strategies/index.js';
@@ -79,19 +81,19 @@ const FIXED_PLAN_PATCH = 'plan-fixed-at-start';
 const PUBLISH_BLOCKED = 'PublishBlocked';
 
 export async function deployWorkflow(input: DeployInput): Promise<DeployResult> {
-  const patches = patchesAtStart();
+  const patches = patchesAtStart(input);
   return runPlan(input, await planOf(input, 'deploy', patches), patches);
 }
 
 /** Refreshes the raw layer; its own workflow type so the UI and `history` tell it from a deploy. */
 export async function refreshMirrorWorkflow(input: DeployInput): Promise<DeployResult> {
-  const patches = patchesAtStart();
+  const patches = patchesAtStart(input);
   return runPlan(input, await planOf(input, 'mirror-refresh', patches), patches);
 }
 
 /** Restores prod to its state before an earlier deploy (`input.rollbackTo`, or the latest). */
 export async function rollbackWorkflow(input: DeployInput): Promise<DeployResult> {
-  const patches = patchesAtStart();
+  const patches = patchesAtStart(input);
   return runPlan(input, await planOf(input, 'rollback', patches), patches);
 }
 
@@ -100,6 +102,8 @@ interface Patches {
   observable: boolean;
   fixedPlan: boolean;
   hostPinning: boolean;
+  /** The webhook of deploy.yml `notify` is told; false when the input has none. */
+  notify: boolean;
 }
 
 /**
@@ -109,11 +113,13 @@ interface Patches {
  * has asked for it: a non-determinism error that leaves the deploy stuck. The order keeps older
  * histories replaying: theirs begin with the observability marker, or with none.
  */
-function patchesAtStart(): Patches {
+function patchesAtStart(input: DeployInput): Patches {
   return {
     observable: patched(OBSERVABLE_PATCH),
     fixedPlan: patched(FIXED_PLAN_PATCH),
     hostPinning: patched(HOST_PINNING_PATCH),
+    // Only an input with a webhook asks, so operations without one record no extra marker.
+    notify: input.notify ? patched(NOTIFY_PATCH) : false,
   };
 }
 
@@ -174,7 +180,7 @@ async function runPlan(input: DeployInput, plan: Plan, patches: Patches): Promis
   };
   if (observable) {
     upsertSearchAttributes([
-      { key: projectKey, value: input.project },
+      { key: projectKey, value: projectIdOf(input) },
       { key: envKey, value: input.env },
       { key: strategyKey, value: plan.strategy },
       { key: phaseKey, value: phase },
@@ -241,6 +247,18 @@ async function runPlan(input: DeployInput, plan: Plan, patches: Patches): Promis
             steps,
             `**awaiting approval** until the deadline: \`dbt-deploy approve --env ${input.env}\``,
           );
+          // Not awaited: the gate's deadline runs from now, however long the webhook takes.
+          if (patches.notify)
+            void notifyWebhook(input, 'awaiting_approval', {
+              workflowId: workflowInfo().workflowId,
+              approval: {
+                waitingSince,
+                deadline: new Date(
+                  Date.parse(waitingSince) + msToNumber(input.approval.timeout),
+                ).toISOString(),
+                onTimeout: input.approval.onTimeout,
+              },
+            });
           const decided = await condition(() => decision !== null, input.approval.timeout);
           if (!decided) {
             const note = `no decision within ${input.approval.timeout}`;
@@ -330,8 +348,11 @@ async function runPlan(input: DeployInput, plan: Plan, patches: Patches): Promis
       // Bookkeeping: a report that cannot be written must not undo a deploy that was verified.
       log.warn('the deploy report was not written', { error: messageOf(error) });
     }
+    const final = report ? { ...result, report } : result;
+    if (patches.notify)
+      await notifyWebhook(input, final.status, { workflowId: final.workflowId, result: final });
     await condition(allHandlersFinished);
-    return report ? { ...result, report } : result;
+    return final;
   }
 }
 

@@ -3,6 +3,14 @@
  * all build them here. Pure string functions, so workflow code may use them.
  */
 
+/**
+ * The name a project goes by in workflow ids, schedule ids and the `DbtDeployProject` search attribute:
+ * its alias when the payloads are encrypted (`projectAlias`, set by the client), else its name.
+ */
+export function projectIdOf(input: { project: string; projectAlias?: string }): string {
+  return input.projectAlias ?? input.project;
+}
+
 /** One workflow id per project and environment: the server itself refuses a second concurrent deploy. */
 export function deployWorkflowId(project: string, env: string): string {
   return `dbt-deploy-${project}-${env}`;

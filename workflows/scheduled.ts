@@ -6,7 +6,7 @@
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { ParentClosePolicy, startChild, uuid4, workflowInfo } from '@temporalio/workflow';
 import { deployWorkflow } from './deploy.js';
-import { deployIdOf, deployWorkflowId } from './ids.js';
+import { deployIdOf, deployWorkflowId, projectIdOf } from './ids.js';
 import type { DeployInput, DeployResult } from './types.js';
 
 export type ScheduledInput = Omit<DeployInput, 'deployId'>;
@@ -20,7 +20,9 @@ export interface ScheduledOutcome {
 
 export async function scheduledDeployWorkflow(input: ScheduledInput): Promise<ScheduledOutcome> {
   const deployId = deployIdOf(input.env, workflowInfo().startTime, uuid4().slice(0, 4));
-  const workflowId = deployWorkflowId(input.project, input.env);
+  // With encrypted payloads the id and the summary name the project by its alias, never in clear.
+  const project = projectIdOf(input);
+  const workflowId = deployWorkflowId(project, input.env);
   try {
     const child = await startChild(deployWorkflow, {
       workflowId,
@@ -28,14 +30,14 @@ export async function scheduledDeployWorkflow(input: ScheduledInput): Promise<Sc
       // The deploy finishes (or compensates) on its own even if this wrapper is terminated.
       parentClosePolicy: ParentClosePolicy.ABANDON,
       workflowIdReusePolicy: 'ALLOW_DUPLICATE',
-      staticSummary: `Scheduled deploy of ${input.project} to ${input.env} with ${input.strategy}`,
+      staticSummary: `Scheduled deploy of ${project} to ${input.env} with ${input.strategy}`,
       memo: { deployId, operation: 'deploy' },
     });
     return { result: await child.result() };
   } catch (error) {
     if (error instanceof WorkflowExecutionAlreadyStartedError) {
       return {
-        skipped: `a deploy of ${input.project} to ${input.env} is already running (workflow ${workflowId})`,
+        skipped: `a deploy of ${project} to ${input.env} is already running (workflow ${workflowId})`,
       };
     }
     throw error;

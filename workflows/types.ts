@@ -16,6 +16,10 @@ export type Operation = 'deploy' | 'rollback' | 'mirror-refresh';
 
 export type DeployStatus = 'published' | 'rolled_back' | 'aborted' | 'failed';
 
+/** What the webhook is told about (deploy.yml `notify.on`): every ending, and the wait at the approval gate. */
+export const NOTIFY_EVENTS = ['published', 'failed', 'rolled_back', 'aborted', 'awaiting_approval'] as const;
+export type NotifyEvent = (typeof NOTIFY_EVENTS)[number];
+
 /** A table or view in the warehouse. `schema` is the location (schema, dataset) inside `database`. */
 export interface Relation {
   database: string;
@@ -27,6 +31,11 @@ export interface Relation {
 export interface DeployInput {
   deployId: string;
   project: string;
+  /**
+   * Set when the client encrypts payloads: what workflow ids and search attributes call the project
+   * instead of its name, which they would hold in clear (see `projectAlias` in client/codec.ts).
+   */
+  projectAlias?: string;
   projectDir: string;
   profilesDir: string;
   /** The dbt profile (from dbt_project.yml) whose targets are named below. */
@@ -59,6 +68,12 @@ export interface DeployInput {
   backupsKeep?: number;
   /** Rollback only: the deploy whose previous prod comes back; unset means the latest deploy. */
   rollbackTo?: string;
+  /**
+   * deploy.yml `notify`: a webhook told when the operation ends or waits for approval. `webhook` is the
+   * URL as written, `{{ env_var('NAME') }}` unresolved: the worker resolves it, so a secret URL never
+   * reaches history.
+   */
+  notify?: { webhook: string; on: NotifyEvent[] };
   /** deploy.yml `approval` (or `--require-approval`): wait for a person after a passing audit. */
   approval?: {
     required: boolean;

@@ -24,6 +24,11 @@ declare module 'vitest' {
     postgres: PostgresServer;
     /** Where test files make their temporary folders (see scratch.ts). */
     scratchRoot: string;
+    /**
+     * The port of the codec server the UI decodes with (`--ui-codec-endpoint`): the UI test starts it
+     * there, with keys of its own; nothing listens on it otherwise.
+     */
+    uiCodecPort: number;
     /** The BigQuery emulator's endpoint; empty when `scripts/setup --bigquery` has not installed it. */
     bigqueryEndpoint: string;
   }
@@ -39,8 +44,14 @@ export async function setup(project: TestProject): Promise<void> {
   await mkdir(runDir, { recursive: true });
   scratchRoot = await mkdtemp(join(tmpdir(), 'dbt-deploy-run-'));
   const uiPort = await freePort();
+  const uiCodecPort = await freePort();
   const [started, bundle, cluster, bigquery] = await Promise.allSettled([
-    startDevServer({ startupTimeoutMs: 120_000, extraNamespaces: TEST_NAMESPACES, uiPort }),
+    startDevServer({
+      startupTimeoutMs: 120_000,
+      extraNamespaces: TEST_NAMESPACES,
+      uiPort,
+      uiCodecEndpoint: `http://127.0.0.1:${uiCodecPort}`,
+    }),
     bundleDeployWorkflows(),
     startPostgres(),
     emulatorInstalled() ? startBigQueryEmulator() : Promise.resolve(undefined),
@@ -66,6 +77,7 @@ export async function setup(project: TestProject): Promise<void> {
   project.provide('temporalAddress', started.value.address);
   project.provide('temporalUiUrl', started.value.uiUrl ?? `http://127.0.0.1:${uiPort}`);
   project.provide('workflowBundlePath', workflowBundlePath);
+  project.provide('uiCodecPort', uiCodecPort);
   project.provide('scratchRoot', scratchRoot);
   const { host, port, user, password, database } = cluster.value;
   project.provide('postgres', { host, port, user, password, database });

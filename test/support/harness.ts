@@ -8,7 +8,12 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
-import { ApplicationFailure, defaultPayloadConverter, type Payload } from '@temporalio/common';
+import {
+  ApplicationFailure,
+  defaultPayloadConverter,
+  type Payload,
+  type PayloadCodec,
+} from '@temporalio/common';
 import { execa } from 'execa';
 import { inject } from 'vitest';
 import { temporalCliPath } from '../../client/dev-server.js';
@@ -64,10 +69,21 @@ export interface TestWorker {
   stop(): Promise<void>;
 }
 
+export interface TestWorkerOptions {
+  /** Worker and client seal payloads with it (client/codec.ts). */
+  codec?: PayloadCodec;
+  /**
+   * Bundle the workflows for this worker instead of using the run's shared bundle: with `codec`, the
+   * workflows' own failures are then sealed too (the shared bundle has the plain failure converter).
+   */
+  ownBundle?: boolean;
+}
+
 /** A worker and client on a task queue of their own; `activities` replaces the real ones (fault injection). */
 export async function startTestWorker(
   namespace: TestNamespace,
   activities?: DeployActivities,
+  options: TestWorkerOptions = {},
 ): Promise<TestWorker> {
   quietRuntime();
   const address = inject('temporalAddress');
@@ -76,12 +92,17 @@ export async function startTestWorker(
     address,
     namespace,
     taskQueue,
-    workflowBundle: { codePath: inject('workflowBundlePath') },
+    ...(options.ownBundle ? {} : { workflowBundle: { codePath: inject('workflowBundlePath') } }),
     ...(activities ? { activities } : {}),
+    ...(options.codec ? { codec: options.codec } : {}),
   });
   const running = worker.run();
   const clientConnection = await Connection.connect({ address });
-  const client = new Client({ connection: clientConnection, namespace });
+  const client = new Client({
+    connection: clientConnection,
+    namespace,
+    ...(options.codec ? { dataConverter: { payloadCodecs: [options.codec] } } : {}),
+  });
   const start = async (operation: Operation, options: DeployOptions, rollbackTo?: string) => {
     const prepared = prepareDeploy(options);
     const input: DeployInput = {

@@ -20,5 +20,8 @@ export const TEST_NAMESPACES = [
   'test-secure',
   'test-hosts',
   'test-snowflake',
+  'test-notify',
+  'test-codec',
+  'test-metrics',
 ] as const;
 export type TestNamespace = (typeof TEST_NAMESPACES)[number];

@@ -1,20 +1,27 @@
 /**
  * The Temporal Web UI as an operator uses it: headless Chromium finds a finished deploy by the search
- * attributes the workflow keeps and opens it to see its steps. The screenshots are kept under
- * .test-runs/ui/ so a person can check what the assertions saw.
+ * attributes the workflow keeps and opens it to see its steps. The deploy's payloads are encrypted
+ * (client/codec.ts): the UI shows the steps only because it decodes them through `dbt-deploy
+ * codec-server`'s protocol, at the endpoint the run's dev server names (`--ui-codec-endpoint`). The
+ * screenshots are kept under .test-runs/ui/ so a person can check what the assertions saw.
  */
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { AesGcmCodec, projectAlias } from '../../client/codec.js';
+import { type CodecServer, startCodecServer } from '../../client/codec-server.js';
 import { exampleProject, ROOT, startTestWorker, type TestWorker } from '../support/harness.js';
 import type { DeployResult } from '../../workflows/types.js';
 
 /** Debian's build: playwright's own browser downloads cannot reach their host from these machines. */
 const CHROMIUM = '/usr/bin/chromium';
 const SCREENSHOTS = join(ROOT, '.test-runs', 'ui');
-const QUERY = 'DbtDeployProject = "jaffle_shop" AND DbtDeployStatus = "published"';
+/** With encrypted payloads the search attributes name the project by its alias. */
+const QUERY = `DbtDeployProject = "${projectAlias('jaffle_shop')}" AND DbtDeployStatus = "published"`;
+const codec = new AesGcmCodec([{ id: 'ui-test', key: randomBytes(32) }]);
 /** The UI is a single-page app that loads its data after the page: a cold first render is slow on 2 cores. */
 const UI_TIMEOUT_MS = 60_000;
 
@@ -28,6 +35,7 @@ describe('Temporal Web UI', () => {
   let browser: Browser | undefined;
   let worker: TestWorker | undefined;
   let session: Session | undefined;
+  let codecServer: CodecServer | undefined;
 
   beforeAll(async () => {
     // Without Chromium each test fails on its own (below): a failing beforeAll would count them as skipped.
@@ -37,12 +45,18 @@ describe('Temporal Web UI', () => {
     const page = await browser.newPage({ viewport: { width: 1600, height: 1300 } });
     page.setDefaultTimeout(UI_TIMEOUT_MS);
     const project = await exampleProject();
-    worker = await startTestWorker('test-ui');
+    codecServer = await startCodecServer({
+      codec,
+      port: inject('uiCodecPort'),
+      origins: [inject('temporalUiUrl')],
+    });
+    worker = await startTestWorker('test-ui', undefined, { codec });
     session = { page, worker, deploy: await worker.deploy({ projectDir: project.dir }) };
   });
   afterAll(async () => {
     await browser?.close();
     await worker?.stop();
+    await codecServer?.close();
   });
 
   /** CI installs Chromium, so its absence is a broken setup to report, not a reason to skip. */
@@ -73,7 +87,7 @@ describe('Temporal Web UI', () => {
     const session = ui();
     const { page, worker, deploy } = session;
     expect(deploy.status).toBe('published');
-    expect(deploy.workflowId).toBe('dbt-deploy-jaffle_shop-prod');
+    expect(deploy.workflowId).toBe(`dbt-deploy-${projectAlias('jaffle_shop')}-prod`);
     // Visibility is written after the workflow closes: a page loaded before that never shows the row.
     await expect
       .poll(async () => (await worker.client.workflow.count(QUERY)).count, { timeout: 15_000 })
@@ -101,6 +115,8 @@ describe('Temporal Web UI', () => {
       await page.getByText(title).filter({ visible: true }).first().waitFor();
     }
     await page.screenshot({ path: join(SCREENSHOTS, 'deploy-history.png') });
+    // The titles are sealed in history: the browser read them through the codec server.
+    expect(codecServer!.counts.decode).toBeGreaterThan(0);
   });
 
   it("shows every step as completed in the deploy's current details under User Metadata", async () => {
