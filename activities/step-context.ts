@@ -46,6 +46,8 @@ export interface DeployState {
   syncedFromProd?: string;
   /** Staging's fingerprints taken just before a swap, for verifying prod after it (staging is gone then). */
   expected?: Fingerprint[];
+  /** What `publish` selects, with every seed and snapshot: `dbt ls` lines listed before the build. */
+  publishListing?: ArtifactRef;
   /** Rollback only: the earlier deploy's backup being restored. */
   restoreFrom?: BackupRef;
 }

@@ -8,6 +8,7 @@ import { planActivities } from './plan.js';
 import { buildSteps } from './steps/build.js';
 import { publishSteps } from './steps/publish.js';
 import { restoreSteps } from './steps/restore.js';
+import { selectionSteps } from './steps/selection.js';
 
 export type {
   ActivitiesOptions,
@@ -19,7 +20,13 @@ export type {
 
 export function createActivities(options: ActivitiesOptions = {}) {
   const paths = stepPaths(options);
-  return { ...planActivities(), ...buildSteps(paths), ...publishSteps(paths), ...restoreSteps(paths) };
+  return {
+    ...planActivities(),
+    ...selectionSteps(paths),
+    ...buildSteps(paths),
+    ...publishSteps(paths),
+    ...restoreSteps(paths),
+  };
 }
 
 export type DeployActivities = ReturnType<typeof createActivities>;

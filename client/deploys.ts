@@ -24,6 +24,7 @@ import {
   progressQuery,
 } from '../workflows/queries.js';
 import { deployIdOf, deployWorkflowId } from '../workflows/ids.js';
+import { operationDetails, operationSummary } from '../workflows/summary.js';
 import type { DeployInput, DeployResult, Operation } from '../workflows/types.js';
 import { DeployInProgress, RequestRejected } from './errors.js';
 
@@ -49,11 +50,7 @@ export async function startDeploy(
   operation: Operation = 'deploy',
 ): Promise<WorkflowHandle<typeof deployWorkflow>> {
   const workflowId = deployWorkflowId(input.project, input.env);
-  const summary = {
-    deploy: `Deploy ${input.project} to ${input.env} with ${input.strategy}`,
-    rollback: `Roll back ${input.project} in ${input.env} to before ${input.rollbackTo ?? 'the latest deploy'}`,
-    'mirror-refresh': `Refresh the raw layer of ${input.project} in ${input.env}`,
-  }[operation];
+  const started = { by: whoAmI() };
   try {
     return await client.workflow.start(WORKFLOW_TYPES[operation], {
       taskQueue,
@@ -61,7 +58,9 @@ export async function startDeploy(
       args: [input],
       workflowIdConflictPolicy: 'FAIL',
       workflowIdReusePolicy: 'ALLOW_DUPLICATE',
-      staticSummary: summary,
+      // Every run shares the workflow id: the summary and details tell them apart in the UI.
+      staticSummary: operationSummary(input, operation, started),
+      staticDetails: operationDetails(input, operation, started),
       memo: { deployId: input.deployId, operation },
     });
   } catch (error) {

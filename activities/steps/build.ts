@@ -8,6 +8,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import type { BuildArgs, PublishScope } from '../../workflows/plan.js';
+import { describePublishSelection, publishSelectionOf } from '../../workflows/publish-selection.js';
 import type { PublishSet, Relation } from '../../workflows/types.js';
 import {
   artifactRef,
@@ -31,6 +32,7 @@ import {
   toPublishSet,
   UnpublishableModel,
 } from '../relation-map.js';
+import { blockingSummary, explainAudit } from '../audit-reason.js';
 import { relationName, type WarehouseAdapter } from '../warehouses/adapter.js';
 import {
   dbt,
@@ -48,6 +50,7 @@ import {
   type StepRequest,
   warehouse,
 } from '../step-context.js';
+import { publishedIdsOf, publishListingOf } from './selection.js';
 
 export function buildSteps(paths: StepPaths) {
   const { artifactsDirOf, prodStateDirOf, parseCacheOf } = paths;
@@ -94,11 +97,8 @@ export function buildSteps(paths: StepPaths) {
       if (args.verifiesPublish) {
         // The deploy's audit summary stays the one of the build before publish; this one only decides.
         if (!audit.passed) {
-          const named = audit.blocking.map((n) => `${n.name} (${n.status})`).join(', ');
-          return {
-            summary: `${audit.blocking.length} blocking: ${named}`,
-            blocked: `prod build failed: ${named}`,
-          };
+          const why = await explainAudit(audit, state.artifacts[args.buildStepId]?.manifest);
+          return { summary: blockingSummary(audit), blocked: `prod build failed: ${why}` };
         }
         const published = relationsOf(requirePublishSet(state)).map(relationName);
         await recordProdState(state, prodStateDirOf(input));
@@ -109,13 +109,12 @@ export function buildSteps(paths: StepPaths) {
         };
       }
       if (audit.passed) return { summary: `${models} models and ${tests} tests passed`, state: { audit } };
-      const named =
-        audit.blocking.map((n) => `${n.name} (${n.status})`).join(', ') ||
-        'dbt built nothing (does the selection match any model?)';
+      // The failures first, with dbt's words, then how many were skipped because of them.
+      const why = await explainAudit(audit, state.artifacts[args.buildStepId]?.manifest);
       return {
-        summary: `${audit.blocking.length} blocking: ${named}`,
+        summary: blockingSummary(audit),
         state: { audit },
-        blocked: `audit failed, prod untouched: ${named}`,
+        blocked: `audit failed, prod untouched: ${why}`,
       };
     },
 
@@ -226,30 +225,34 @@ export function buildSteps(paths: StepPaths) {
       const manifest = await readArtifact<Manifest>(requireArtifact(state, args.buildStepId, 'manifest'));
       const dir = join(artifactsDirOf(input), stepId);
       const selection = input.publishTags.map((tag) => `tag:${tag}`);
-      // dbt itself says where each node lives in prod, so custom schema macros are honoured.
-      const listed = await dbt(
-        parseCacheOf(input),
-        input,
-        args.prodTarget,
-        [
-          'ls',
-          '--target',
-          args.prodTarget,
-          '--resource-type',
-          ...MAPPED_RESOURCES,
-          '--select',
-          ...selection,
-          // Seeds and snapshots go with every deploy, whatever their tags (see publishedWithEveryDeploy).
-          'resource_type:seed',
-          'resource_type:snapshot',
-          ...(input.mirror ? ['--exclude', ...input.mirror.select] : []),
-          '--output',
-          'json',
-          '--output-keys',
-          'unique_id name database schema alias config',
-        ],
-        dir,
-      );
+      // dbt itself says where each node lives in prod, so custom schema macros are honoured. A plan that
+      // checked `publish` before its build listed it then: that listing is reused, not made again.
+      const checked = await publishListingOf(state);
+      const listed = checked
+        ? { listed: checked }
+        : await dbt(
+            parseCacheOf(input),
+            input,
+            args.prodTarget,
+            [
+              'ls',
+              '--target',
+              args.prodTarget,
+              '--resource-type',
+              ...MAPPED_RESOURCES,
+              '--select',
+              ...selection,
+              // Seeds and snapshots go with every deploy, whatever their tags (see publishedWithEveryDeploy).
+              'resource_type:seed',
+              'resource_type:snapshot',
+              ...(input.mirror ? ['--exclude', ...input.mirror.select] : []),
+              '--output',
+              'json',
+              '--output-keys',
+              'unique_id name database schema alias config',
+            ],
+            dir,
+          );
       let publishSet: PublishSet;
       try {
         publishSet = toPublishSet(manifest, listed.listed);
@@ -259,7 +262,7 @@ export function buildSteps(paths: StepPaths) {
         throw error;
       }
       if (modelsIn(publishSet) === 0) {
-        const blocked = `no models tagged ${input.publishTags.join(', ')}: nothing to publish (check publish.tags in deploy.yml)`;
+        const blocked = `no models ${describePublishSelection(publishSelectionOf(input))}: nothing to publish (check publish in deploy.yml)`;
         return { summary: blocked, blocked };
       }
       return {
@@ -277,9 +280,10 @@ export function buildSteps(paths: StepPaths) {
       const runResults = await readArtifact<RunResults>(
         requireArtifact(state, args.buildStepId, 'runResults'),
       );
+      const selected = await publishedIdsOf(state);
       let publishSet: PublishSet;
       try {
-        publishSet = publishSetOf(map, runResults, args.scope, input.publishTags);
+        publishSet = publishSetOf(map, runResults, args.scope, input.publishTags, selected);
       } catch (error) {
         if (error instanceof UnpublishableModel)
           throw ApplicationFailure.nonRetryable(error.message, error.name);

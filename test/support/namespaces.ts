@@ -18,5 +18,6 @@ export const TEST_NAMESPACES = [
   'test-secure',
   'test-hosts',
   'test-snowflake',
+  'test-first-hour',
 ] as const;
 export type TestNamespace = (typeof TEST_NAMESPACES)[number];
