@@ -29,9 +29,22 @@ export interface ManifestNode {
   compiled_code?: string | null;
 }
 
+/** A dbt source table: loaded outside dbt, by what its `loader` names. */
+export interface ManifestSource {
+  unique_id: string;
+  source_name: string;
+  name: string;
+  identifier: string;
+  schema: string;
+  relation_name: string | null;
+  /** dbt's free text for the tool that loads the source ('' when unset). */
+  loader?: string;
+}
+
 export interface Manifest {
   metadata: { dbt_schema_version: string; project_name?: string };
   nodes: Record<string, ManifestNode>;
+  sources?: Record<string, ManifestSource>;
 }
 
 export interface RunResult {
@@ -64,7 +77,10 @@ const MAX_BLOCKING_LISTED = 25;
 export function summarizeRunResults(runResults: RunResults): AuditSummary {
   const models: Record<string, number> = {};
   const tests: Record<string, number> = {};
-  const blocking: NodeOutcome[] = [];
+  // The nodes that failed come first, then those dbt skipped because of them: a listing cut at
+  // MAX_BLOCKING_LISTED keeps the causes.
+  const failed: NodeOutcome[] = [];
+  const skipped: NodeOutcome[] = [];
   let blockingCount = 0;
   for (const result of runResults.results) {
     const type = resourceTypeOf(result.unique_id);
@@ -73,8 +89,9 @@ export function summarizeRunResults(runResults: RunResults): AuditSummary {
     const allowed = PUBLISHABLE[type] ?? ['success', 'pass'];
     if (!allowed.includes(result.status)) {
       blockingCount += 1;
-      if (blocking.length < MAX_BLOCKING_LISTED) {
-        blocking.push({
+      const list = result.status === 'skipped' ? skipped : failed;
+      if (list.length < MAX_BLOCKING_LISTED) {
+        list.push({
           uniqueId: result.unique_id,
           name: result.unique_id.split('.').slice(2).join('.'),
           status: result.status,
@@ -84,6 +101,7 @@ export function summarizeRunResults(runResults: RunResults): AuditSummary {
       }
     }
   }
+  const blocking = [...failed, ...skipped].slice(0, MAX_BLOCKING_LISTED);
   return { passed: blockingCount === 0 && runResults.results.length > 0, models, tests, blocking };
 }
 

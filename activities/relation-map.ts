@@ -185,13 +185,15 @@ export class UnpublishableModel extends Error {
 
 /**
  * The models, seeds and snapshots a deploy publishes, in dependency order (a view is created after
- * what it reads). `tagged` adds every seed and snapshot (see `publishedWithEveryDeploy`).
+ * what it reads). `tagged` adds every seed and snapshot (see `publishedWithEveryDeploy`); it takes the
+ * models `selected` lists when given (what the check step listed), else those carrying a publish tag.
  */
 export function publishSetOf(
   map: RelationMap,
   runResults: RunResults,
   scope: PublishScope,
   publishTags: string[],
+  selected?: ReadonlySet<string>,
 ): PublishSet {
   const built = new Set(
     runResults.results
@@ -201,7 +203,10 @@ export function publishSetOf(
   let chosen: MappedModel[];
   if (scope === 'tagged') {
     chosen = map.models.filter(
-      (m) => !m.mirror && (publishedWithEveryDeploy(m) || m.tags.some((t) => publishTags.includes(t))),
+      (m) =>
+        !m.mirror &&
+        (publishedWithEveryDeploy(m) ||
+          (selected ? selected.has(m.uniqueId) : m.tags.some((t) => publishTags.includes(t)))),
     );
   } else {
     chosen = map.models.filter((m) => built.has(m.uniqueId));

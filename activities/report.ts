@@ -5,6 +5,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { STEP_ICONS } from '../workflows/plan.js';
+import { dbtMessage, rootFailures, skippedCount } from './audit-reason.js';
 import type { DeployInput, DeployResult } from '../workflows/types.js';
 
 export async function writeDeployReport(
@@ -56,8 +57,12 @@ export function renderReport(input: DeployInput, result: DeployResult): string {
       `- models: ${counts(result.audit.models)}`,
       `- tests: ${counts(result.audit.tests)}`,
     );
-    for (const node of result.audit.blocking)
-      lines.push(`- blocking: \`${node.name}\` (${node.status})${node.message ? `: ${node.message}` : ''}`);
+    for (const node of rootFailures(result.audit)) {
+      const message = dbtMessage(node.message, 1000);
+      lines.push(`- failed: \`${node.name}\` (${node.status})${message ? `: ${message}` : ''}`);
+    }
+    const skipped = skippedCount(result.audit);
+    if (skipped > 0) lines.push(`- skipped because of them: ${skipped}`);
   }
   if (result.published.length > 0) {
     const count = result.publishedCount ?? result.published.length;

@@ -66,6 +66,8 @@ export interface DeployState {
   expectedRef?: ArtifactRef;
   /** Before references: the fingerprints themselves. */
   expected?: Fingerprint[];
+  /** What `publish` selects, with every seed and snapshot: `dbt ls` lines listed before the build. */
+  publishListing?: ArtifactRef;
   /** Rollback only: the earlier deploy's backup being restored. */
   restoreFrom?: BackupHandle;
 }

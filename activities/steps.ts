@@ -9,6 +9,7 @@ import { planActivities } from './plan.js';
 import { buildSteps } from './steps/build.js';
 import { publishSteps } from './steps/publish.js';
 import { restoreSteps } from './steps/restore.js';
+import { selectionSteps } from './steps/selection.js';
 
 export type {
   ActivitiesOptions,
@@ -22,6 +23,7 @@ export function createActivities(options: ActivitiesOptions = {}) {
   const paths = stepPaths(options);
   return {
     ...planActivities(),
+    ...selectionSteps(paths),
     ...buildSteps(paths),
     ...publishSteps(paths),
     ...restoreSteps(paths),

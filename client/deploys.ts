@@ -24,6 +24,7 @@ import {
   progressQuery,
 } from '../workflows/queries.js';
 import { deployIdOf, deployWorkflowId, projectIdOf } from '../workflows/ids.js';
+import { operationDetails, operationSummary } from '../workflows/summary.js';
 import type { DeployInput, DeployResult, Operation } from '../workflows/types.js';
 import { projectIdFor, withProjectAlias } from './codec.js';
 import { DeployInProgress, RequestRejected } from './errors.js';
@@ -51,13 +52,8 @@ export async function startDeploy(
 ): Promise<WorkflowHandle<typeof deployWorkflow>> {
   // A client that encrypts payloads names the project by its alias wherever Temporal keeps it in clear.
   const input = withProjectAlias(client, given);
-  const project = projectIdOf(input);
-  const workflowId = deployWorkflowId(project, input.env);
-  const summary = {
-    deploy: `Deploy ${project} to ${input.env} with ${input.strategy}`,
-    rollback: `Roll back ${project} in ${input.env} to before ${input.rollbackTo ?? 'the latest deploy'}`,
-    'mirror-refresh': `Refresh the raw layer of ${project} in ${input.env}`,
-  }[operation];
+  const workflowId = deployWorkflowId(projectIdOf(input), input.env);
+  const started = { by: whoAmI() };
   try {
     return await client.workflow.start(WORKFLOW_TYPES[operation], {
       taskQueue,
@@ -65,7 +61,9 @@ export async function startDeploy(
       args: [input],
       workflowIdConflictPolicy: 'FAIL',
       workflowIdReusePolicy: 'ALLOW_DUPLICATE',
-      staticSummary: summary,
+      // Every run shares the workflow id: the summary and details tell them apart in the UI.
+      staticSummary: operationSummary(input, operation, started),
+      staticDetails: operationDetails(input, operation, started),
       memo: { deployId: input.deployId, operation },
     });
   } catch (error) {

@@ -14,8 +14,13 @@ import { checkWebhookTemplate } from '../activities/notify.js';
 import { connectionFor, ProfileError, type WarehouseConnection } from '../activities/profiles.js';
 import { CAPABILITIES, type Engine } from '../activities/warehouses/capabilities.js';
 import { supportedStrategies, unsupportedBecause } from '../workflows/strategies/index.js';
-import { STRATEGIES, type DeployInput, type StrategyName } from '../workflows/types.js';
-import { type DeployConfig, loadDeployConfig, readFailure } from './config.js';
+import {
+  STRATEGIES,
+  type DeployInput,
+  type PublishSelection,
+  type StrategyName,
+} from '../workflows/types.js';
+import { DEFAULT_PUBLISH_TAGS, type DeployConfig, loadDeployConfig, readFailure } from './config.js';
 import { UsageError } from './errors.js';
 
 export interface DeployOptions {
@@ -100,6 +105,7 @@ export function prepareDeploy(options: DeployOptions): PreparedDeploy {
     const problem = checkWebhookTemplate(config.notify.webhook);
     if (problem) throw new UsageError(`${configPath}: notify.webhook: ${problem}`);
   }
+  const publish = publishOf(config, projectDir, configPath);
   return {
     config,
     configPath,
@@ -116,7 +122,8 @@ export function prepareDeploy(options: DeployOptions): PreparedDeploy {
         staging: environment.staging_target,
         ...(environment.audit_target ? { audit: environment.audit_target } : {}),
       },
-      publishTags: config.publish.tags,
+      publishTags: 'tags' in publish ? publish.tags : [],
+      publish,
       backupsKeep: config.backups.keep,
       ...(config.select ? { select: config.select } : {}),
       ...(config.mirror ? { mirror: { select: config.mirror.select } } : {}),
@@ -180,6 +187,48 @@ function approvalOf(
     );
   }
   return { required: true, timeout: config.approval.timeout, onTimeout: config.approval.on_timeout };
+}
+
+/**
+ * deploy.yml `publish` as the deploy carries it. A name instead of a list is a YAML selector, which
+ * must be one of the project's selectors.yml: checked here, before anything starts. Whether a
+ * selection matches any model is dbt's to say: the deploy's first step asks it, before building.
+ */
+function publishOf(config: DeployConfig, projectDir: string, configPath: string): PublishSelection {
+  const { tags, select } = config.publish;
+  if (select === undefined) return { tags: tags ?? DEFAULT_PUBLISH_TAGS };
+  if (Array.isArray(select)) return { select };
+  const where = join(projectDir, 'selectors.yml');
+  const known = yamlSelectors(where);
+  if (!known?.includes(select)) {
+    const problem = known
+      ? `is not a selector of ${where} (${known.length > 0 ? `selectors: ${known.join(', ')}` : 'it defines none'})`
+      : `names a YAML selector, but ${projectDir} has no selectors.yml`;
+    const asList = /[\s:+*,@]/.test(select)
+      ? `; a list of dbt selectors needs brackets: select: [${select.split(/\s+/).join(', ')}]`
+      : '';
+    throw new UsageError(`${configPath}: publish.select: "${select}" ${problem}${asList}`);
+  }
+  return { selector: select };
+}
+
+/** The names of the YAML selectors in a project's selectors.yml; undefined when it has none. */
+function yamlSelectors(path: string): string[] | undefined {
+  if (!existsSync(path)) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = parse(readFileSync(path, 'utf8'));
+  } catch (error) {
+    const detail = error instanceof YAMLParseError ? error.message.split('\n')[0] : String(error);
+    throw new UsageError(`${path}: not valid YAML: ${detail}`);
+  }
+  const selectors = (parsed as { selectors?: unknown } | null)?.selectors;
+  if (!Array.isArray(selectors)) return [];
+  return selectors.flatMap((s) =>
+    typeof s === 'object' && s !== null && typeof (s as { name?: unknown }).name === 'string'
+      ? [(s as { name: string }).name]
+      : [],
+  );
 }
 
 /** The engine's capabilities decide; the error names the strategies that would work. */

@@ -1,4 +1,5 @@
 /** Renders a deploy's result for a person at a terminal; `--json` prints the object itself. */
+import { dbtMessage, rootFailures, skippedCount } from '../activities/audit-reason.js';
 import { describePlan, type Plan } from '../workflows/plan.js';
 import type { DeployInput, DeployResult, StepRecord } from '../workflows/types.js';
 
@@ -31,8 +32,14 @@ export function formatResult(result: DeployResult, uiUrl?: string | null, namesp
         .map(([k, v]) => `${v} ${k}`)
         .join(', ') || 'none';
     lines.push('', `  audit: models ${counts(result.audit.models)}; tests ${counts(result.audit.tests)}`);
-    for (const node of result.audit.blocking)
-      lines.push(`    blocking: ${node.name} (${node.status})${node.message ? ` ${node.message}` : ''}`);
+    // What failed, with dbt's message, then one line for what dbt skipped because of it.
+    for (const node of rootFailures(result.audit)) {
+      const message = dbtMessage(node.message);
+      lines.push(`    failed: ${node.name} (${node.status})${message ? `: ${message}` : ''}`);
+    }
+    const skipped = skippedCount(result.audit);
+    if (skipped > 0)
+      lines.push(`    skipped because of them: ${skipped} (see run_results.json in the artifacts)`);
   }
   if (result.published.length > 0) lines.push('', `  published: ${publishedLine(result)}`);
   if (result.backup)

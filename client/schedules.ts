@@ -7,6 +7,7 @@ import { type Client, ScheduleNotFoundError, ScheduleOverlapPolicy } from '@temp
 import { deployWorkflowId } from '../workflows/ids.js';
 import type { ScheduledInput } from '../workflows/scheduled.js';
 import { projectIdFor, withProjectAlias } from './codec.js';
+import { operationDetails, operationSummary } from '../workflows/summary.js';
 import { UsageError } from './errors.js';
 
 /** A schedule is named like the deploys it starts: one per project and environment. */
@@ -40,6 +41,8 @@ export async function createSchedule(
         args: [input],
         taskQueue,
         workflowId: `${id}-scheduled`,
+        staticSummary: operationSummary(input, 'deploy', { schedule: { id, cron } }),
+        staticDetails: operationDetails(input, 'deploy', { schedule: { id, cron } }),
       },
       policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 minute' },
       // The server turns cron into calendar specs; the memo keeps the expression as it was written.

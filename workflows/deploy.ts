@@ -77,6 +77,9 @@ const OBSERVABLE_PATCH = 'search-attributes-and-report';
  */
 const FIXED_PLAN_PATCH = 'plan-fixed-at-start';
 
+/** The outcome heads the current details once an operation ends (details only: no command). */
+const OUTCOME_DETAILS_PATCH = 'outcome-in-details';
+
 /** A step said publish must not go ahead (failed audit, verify mismatch): no retry, run the saga. */
 const PUBLISH_BLOCKED = 'PublishBlocked';
 
@@ -104,6 +107,7 @@ interface Patches {
   hostPinning: boolean;
   /** The webhook of deploy.yml `notify` is told; false when the input has none. */
   notify: boolean;
+  outcomeDetails: boolean;
 }
 
 /**
@@ -120,6 +124,7 @@ function patchesAtStart(input: DeployInput): Patches {
     hostPinning: patched(HOST_PINNING_PATCH),
     // Only an input with a webhook asks, so operations without one record no extra marker.
     notify: input.notify ? patched(NOTIFY_PATCH) : false,
+    outcomeDetails: patched(OUTCOME_DETAILS_PATCH),
   };
 }
 
@@ -303,8 +308,9 @@ async function runPlan(input: DeployInput, plan: Plan, patches: Patches): Promis
       }
     });
     ending = true;
-    showDetails(plan, steps);
-    return await finish(resultOf(input, plan, 'published', state, steps, startedAt, undefined, decision));
+    const published = resultOf(input, plan, 'published', state, steps, startedAt, undefined, decision);
+    showDetails(plan, steps, undefined, patches.outcomeDetails ? outcomeOf(published) : undefined);
+    return await finish(published);
   } catch (error) {
     ending = true;
     const running = steps.findIndex((s) => s.status === 'running');
@@ -324,7 +330,8 @@ async function runPlan(input: DeployInput, plan: Plan, patches: Patches): Promis
     const result = await CancellationScope.nonCancellable(() =>
       finish(resultOf(input, plan, status, state, steps, startedAt, reason, decision)),
     );
-    showDetails(plan, steps, `**${status}**: ${reason}`);
+    if (patches.outcomeDetails) showDetails(plan, steps, undefined, outcomeOf(result));
+    else showDetails(plan, steps, `**${status}**: ${reason}`);
     throw ApplicationFailure.create({
       type: failureTypeOf(status),
       message: reason,
@@ -407,6 +414,8 @@ async function runStep(
   const base = { input, state: stateFor(step.activity, state), stepId: step.id };
   // One case per activity: a step the executor cannot run is a compile error, not a run-time surprise.
   switch (step.activity) {
+    case 'checkPublishSelection':
+      return activities.checkPublishSelection.executeWithOptions(options, [{ ...base, args: step.args }]);
     case 'dbtBuild':
       return activities.dbtBuild.executeWithOptions(options, [{ ...base, args: step.args }]);
     case 'audit':
@@ -559,11 +568,28 @@ function progressOf(
   };
 }
 
-/** The Temporal UI shows this markdown as the workflow's current details. */
-function showDetails(plan: Plan, steps: StepRecord[], footer?: string): void {
+/** The Temporal UI shows this markdown as the workflow's current details; `outcome` heads it once it ended. */
+function showDetails(plan: Plan, steps: StepRecord[], footer?: string, outcome?: string): void {
   // A markdown list: single newlines would run the steps together into one paragraph in the UI.
   const lines = steps.map((s) => `- ${STEP_ICONS[s.status]} ${s.title}${s.summary ? ` — ${s.summary}` : ''}`);
   setCurrentDetails(
-    [`**${plan.strategy}**: ${plan.rationale}`, '', ...lines, ...(footer ? ['', footer] : [])].join('\n'),
+    [
+      ...(outcome ? [outcome, ''] : []),
+      `**${plan.strategy}**: ${plan.rationale}`,
+      '',
+      ...lines,
+      ...(footer ? ['', footer] : []),
+    ].join('\n'),
   );
+}
+
+/** `**Outcome: published** in 42.0 s: 6 relations (deploy prod-…, git abc)`: the run's ending in one line. */
+function outcomeOf(result: DeployResult): string {
+  const seconds = ((Date.parse(result.finishedAt) - Date.parse(result.startedAt)) / 1000).toFixed(1);
+  const what =
+    result.status === 'published'
+      ? `${result.published.length} relations in prod`
+      : (result.reason ?? result.status);
+  const git = result.gitSha ? `, git ${result.gitSha}` : '';
+  return `**Outcome: ${result.status}** in ${seconds} s (deploy ${result.deployId}${git}): ${what}`;
 }

@@ -47,10 +47,12 @@ export type PublishScope =
   | 'all'
   /** the models the build produced, nothing else (clone-back, mirror) */
   | 'built'
-  /** the models with a publish tag (wap) */
+  /** the models `publish` selects: its tags, or what the check step listed (wap) */
   | 'tagged';
 
 export type Step =
+  /** Lists what `publish` selects before anything is built, and stops the deploy when it selects no model. */
+  | (StepBase & { activity: 'checkPublishSelection'; args: { prodTarget: string } })
   | (StepBase & { activity: 'dbtBuild'; args: BuildArgs })
   | (StepBase & {
       activity: 'audit';

@@ -4,9 +4,10 @@
  * the environment's one workflow id instead, so manual and scheduled deploys share the same guard.
  */
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import { ParentClosePolicy, startChild, uuid4, workflowInfo } from '@temporalio/workflow';
+import { ParentClosePolicy, patched, startChild, uuid4, workflowInfo } from '@temporalio/workflow';
 import { deployWorkflow } from './deploy.js';
 import { deployIdOf, deployWorkflowId, projectIdOf } from './ids.js';
+import { operationDetails, operationSummary } from './summary.js';
 import type { DeployInput, DeployResult } from './types.js';
 
 export type ScheduledInput = Omit<DeployInput, 'deployId'>;
@@ -18,11 +19,18 @@ export interface ScheduledOutcome {
   skipped?: string;
 }
 
+/** The deploy it starts carries the deploy id, git sha and its details in the UI, as a manual one does. */
+const DETAILS_PATCH = 'scheduled-deploy-details';
+
 export async function scheduledDeployWorkflow(input: ScheduledInput): Promise<ScheduledOutcome> {
+  // Checked before the first await, as deploy.ts's patchesAtStart explains.
+  const details = patched(DETAILS_PATCH);
   const deployId = deployIdOf(input.env, workflowInfo().startTime, uuid4().slice(0, 4));
   // With encrypted payloads the id and the summary name the project by its alias, never in clear.
   const project = projectIdOf(input);
   const workflowId = deployWorkflowId(project, input.env);
+  // A schedule is named like the deploys it starts (client/schedules.ts).
+  const started = { schedule: { id: workflowId } };
   try {
     const child = await startChild(deployWorkflow, {
       workflowId,
@@ -30,7 +38,12 @@ export async function scheduledDeployWorkflow(input: ScheduledInput): Promise<Sc
       // The deploy finishes (or compensates) on its own even if this wrapper is terminated.
       parentClosePolicy: ParentClosePolicy.ABANDON,
       workflowIdReusePolicy: 'ALLOW_DUPLICATE',
-      staticSummary: `Scheduled deploy of ${project} to ${input.env} with ${input.strategy}`,
+      ...(details
+        ? {
+            staticSummary: operationSummary({ ...input, deployId }, 'deploy', started),
+            staticDetails: operationDetails({ ...input, deployId }, 'deploy', started),
+          }
+        : { staticSummary: `Scheduled deploy of ${project} to ${input.env} with ${input.strategy}` }),
       memo: { deployId, operation: 'deploy' },
     });
     return { result: await child.result() };

@@ -52,8 +52,17 @@ export interface DeployInput {
     /** Where `wap` builds and tests everything (deploy.yml `audit_target`; staging when unset). */
     audit?: string;
   };
-  /** Models carrying any of these tags are published (`mart`, `utils` by default). */
+  /**
+   * Models carrying any of these tags are published (`mart`, `utils` by default). Empty when
+   * `publish` selects them otherwise (`publish.select`).
+   */
   publishTags: string[];
+  /**
+   * What `wac` and `wap` publish, as deploy.yml says it. Every deploy the CLI starts sets it, and its
+   * plan then checks the selection before anything is built. Inputs without it (recorded histories,
+   * schedules created before it existed) publish `publishTags` and plan as they always did.
+   */
+  publish?: PublishSelection;
   /** Passed to every dbt invocation as `--vars`, as YAML/JSON text. */
   vars?: string;
   gitSha?: string;
@@ -82,6 +91,13 @@ export interface DeployInput {
     onTimeout: 'abort' | 'approve';
   };
 }
+
+/**
+ * deploy.yml `publish`: tags (`publish.tags`), dbt selectors (`publish.select: [...]`, as `dbt
+ * --select` takes them), or the name of a YAML selector in the project's selectors.yml
+ * (`publish.select: <name>`, as `dbt --selector` takes it).
+ */
+export type PublishSelection = { tags: string[] } | { select: string[] } | { selector: string };
 
 /** A file kept in the artifact folder; only this reference goes through history. */
 export interface ArtifactRef {

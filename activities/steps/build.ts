@@ -8,6 +8,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import type { BuildArgs, PublishScope } from '../../workflows/plan.js';
+import { describePublishSelection, publishSelectionOf } from '../../workflows/publish-selection.js';
 import type { ArtifactRef, DeployInput, PublishSet, Relation } from '../../workflows/types.js';
 import {
   artifactRef,
@@ -32,6 +33,7 @@ import {
   TABLE_MATERIALIZATIONS,
   UnpublishableModel,
 } from '../relation-map.js';
+import { blockingSummary, explainAudit } from '../audit-reason.js';
 import { relationName, type WarehouseAdapter } from '../warehouses/adapter.js';
 import {
   dbt,
@@ -50,6 +52,7 @@ import {
   type StepState,
   warehouse,
 } from '../step-context.js';
+import { publishedIdsOf, publishListingOf } from './selection.js';
 
 export function buildSteps(paths: StepPaths) {
   const { artifactsDirOf, prodStateDirOf, parseCacheOf } = paths;
@@ -96,11 +99,8 @@ export function buildSteps(paths: StepPaths) {
       if (args.verifiesPublish) {
         // The deploy's audit summary stays the one of the build before publish; this one only decides.
         if (!audit.passed) {
-          const named = audit.blocking.map((n) => `${n.name} (${n.status})`).join(', ');
-          return {
-            summary: `${audit.blocking.length} blocking: ${named}`,
-            blocked: `prod build failed: ${named}`,
-          };
+          const why = await explainAudit(audit, state.artifacts?.[args.buildStepId]?.manifest);
+          return { summary: blockingSummary(audit), blocked: `prod build failed: ${why}` };
         }
         const published = relationsOf(await requirePublishSet(state)).map(relationName);
         await recordProdState(state, prodStateDirOf(input));
@@ -111,13 +111,12 @@ export function buildSteps(paths: StepPaths) {
         };
       }
       if (audit.passed) return { summary: `${models} models and ${tests} tests passed`, state: { audit } };
-      const named =
-        audit.blocking.map((n) => `${n.name} (${n.status})`).join(', ') ||
-        'dbt built nothing (does the selection match any model?)';
+      // The failures first, with dbt's words, then how many were skipped because of them.
+      const why = await explainAudit(audit, state.artifacts?.[args.buildStepId]?.manifest);
       return {
-        summary: `${audit.blocking.length} blocking: ${named}`,
+        summary: blockingSummary(audit),
         state: { audit },
-        blocked: `audit failed, prod untouched: ${named}`,
+        blocked: `audit failed, prod untouched: ${why}`,
       };
     },
 
@@ -220,21 +219,28 @@ export function buildSteps(paths: StepPaths) {
       const runResults = await readArtifact<RunResults>(
         requireArtifact(state, args.buildStepId, 'runResults'),
       );
+      // A plan that checked `publish` before its build listed what it selects then.
+      const checked = await publishListingOf(state);
       // A deploy that resolved every relation before building (wac with a mirror) needs no dbt here.
       const relations =
         state.relations ??
-        (await compileSelection(parseCacheOf(input), { input, state, stepId, args }, artifactsDirOf(input)));
+        (await compileSelection(
+          parseCacheOf(input),
+          { input, state, stepId, args },
+          artifactsDirOf(input),
+          checked,
+        ));
       let publishSet: PublishSet;
       try {
         const map = await readArtifact<RelationMap>(relations);
-        publishSet = publishSetOf(map, runResults, 'tagged', input.publishTags);
+        publishSet = publishSetOf(map, runResults, 'tagged', input.publishTags, await publishedIdsOf(state));
       } catch (error) {
         if (error instanceof UnpublishableModel)
           throw ApplicationFailure.nonRetryable(error.message, error.name);
         throw error;
       }
       if (modelsIn(publishSet) === 0) {
-        const blocked = `no models tagged ${input.publishTags.join(', ')}: nothing to publish (check publish.tags in deploy.yml)`;
+        const blocked = `no models ${describePublishSelection(publishSelectionOf(input))}: nothing to publish (check publish in deploy.yml)`;
         return { summary: blocked, blocked };
       }
       return {
@@ -260,9 +266,10 @@ export function buildSteps(paths: StepPaths) {
       const runResults = await readArtifact<RunResults>(
         requireArtifact(state, args.buildStepId, 'runResults'),
       );
+      const selected = await publishedIdsOf(state);
       let publishSet: PublishSet;
       try {
-        publishSet = publishSetOf(map, runResults, args.scope, input.publishTags);
+        publishSet = publishSetOf(map, runResults, args.scope, input.publishTags, selected);
       } catch (error) {
         if (error instanceof UnpublishableModel)
           throw ApplicationFailure.nonRetryable(error.message, error.name);
@@ -352,6 +359,7 @@ async function compileSelection(
   parseCache: string,
   { input, state, stepId, args }: StepRequest<{ buildStepId: string; prodTarget: string }>,
   artifactsDir: string,
+  checked: string[] | undefined,
 ): Promise<ArtifactRef> {
   const dir = join(artifactsDir, stepId);
   const buildManifest = await readArtifact<Manifest>(requireArtifact(state, args.buildStepId, 'manifest'));
@@ -364,9 +372,15 @@ async function compileSelection(
       '--target',
       args.prodTarget,
       '--select',
-      ...input.publishTags.map((tag) => `tag:${tag},resource_type:model`),
-      'resource_type:seed',
-      'resource_type:snapshot',
+      // What the check step listed (any selector, seeds and snapshots included), by name; or, for a
+      // plan without that step, the tagged models and every seed and snapshot.
+      ...(checked
+        ? checked.map((line) => (JSON.parse(line) as { name: string }).name)
+        : [
+            ...input.publishTags.map((tag) => `tag:${tag},resource_type:model`),
+            'resource_type:seed',
+            'resource_type:snapshot',
+          ]),
       '--exclude',
       'resource_type:test',
       'resource_type:unit_test',

@@ -185,8 +185,12 @@ describe('dbt-deploy CLI', () => {
     const result = await cli(['plan', '--project-dir', project.dir]);
     expect(result.exitCode).toBe(0);
     expect(result.stdout).toContain('strategy wac');
-    expect(result.stdout).toMatch(/1\. Build and test every model in target "staging"/);
-    expect(result.stdout).toMatch(/5\. Copy the selected tables from "staging" to "prod" in one transaction/);
+    // The publish selection is listed first: one that selects nothing stops the deploy before its build.
+    expect(result.stdout).toMatch(
+      /1\. List the models publish\.tags \[mart, utils\] selects in "prod"; stop before the build if there are none \[touches nothing\]/,
+    );
+    expect(result.stdout).toMatch(/2\. Build and test every model in target "staging"/);
+    expect(result.stdout).toMatch(/6\. Copy the selected tables from "staging" to "prod" in one transaction/);
     expect(result.stdout).toMatch(
       /readers of prod see: tables: nothing during the copy: DuckDB lets no other process/,
     );
@@ -211,7 +215,7 @@ describe('dbt-deploy CLI', () => {
     [
       'an approval gate',
       ['--require-approval'],
-      /3\. Select [^\n]*\n {3}wait for `dbt-deploy approve` or `abort` \(after 24h: abort\)\n4\. Back up/,
+      /4\. Select [^\n]*\n {3}wait for `dbt-deploy approve` or `abort` \(after 24h: abort\)\n5\. Back up/,
     ],
   ])('plan for %s prints its steps and touches nothing', async (_name, flags, expected) => {
     const result = await cli(['plan', '--project-dir', project.dir, ...flags]);

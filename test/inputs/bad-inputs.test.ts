@@ -99,7 +99,83 @@ const CORPUS: BadInput[] = [
   {
     name: 'deploy.yml: an unknown key inside an environment',
     files: { 'deploy.yml': ENV(', stagin_target: x') },
-    message: /deploy\.yml: environments\.prod: unknown key "stagin_target"/,
+    message: /deploy\.yml: environments\.prod: unknown key "stagin_target": did you mean "staging_target"\?$/,
+  },
+  // A misspelt key is named with the key it probably meant, at every level, not reported as the key it
+  // replaced going missing.
+  {
+    name: 'deploy.yml: a misspelt required key at the top level',
+    files: {
+      'deploy.yml': 'strategy: wac\nenvironmentz:\n  prod: {target: prod, staging_target: staging}\n',
+    },
+    message: /deploy\.yml: unknown key "environmentz": did you mean "environments"\?$/,
+  },
+  {
+    name: 'deploy.yml: a misspelt optional key at the top level',
+    files: { 'deploy.yml': `stratgey: wap\n${ENV('').split('\n').slice(1).join('\n')}` },
+    message: /deploy\.yml: unknown key "stratgey": did you mean "strategy"\?$/,
+  },
+  {
+    name: 'deploy.yml: a misspelt required key inside an environment',
+    files: { 'deploy.yml': 'environments:\n  prod: {targt: prod, staging_target: staging}\n' },
+    message: /deploy\.yml: environments\.prod: unknown key "targt": did you mean "target"\?$/,
+  },
+  {
+    name: 'deploy.yml: a misspelt key under publish',
+    files: { 'deploy.yml': `${ENV('')}publish: {tagz: [mart]}\n` },
+    message: /deploy\.yml: publish: unknown key "tagz": did you mean "tags"\?$/,
+  },
+  {
+    name: 'deploy.yml: a misspelt key under approval',
+    files: { 'deploy.yml': `${ENV('')}approval: {required: true, on_timout: approve}\n` },
+    message: /deploy\.yml: approval: unknown key "on_timout": did you mean "on_timeout"\?$/,
+  },
+  {
+    name: 'deploy.yml: a misspelt key under backups',
+    files: { 'deploy.yml': `${ENV('')}backups: {kepe: 2}\n` },
+    message: /deploy\.yml: backups: unknown key "kepe": did you mean "keep"\?$/,
+  },
+  {
+    name: 'deploy.yml: a misspelt key under mirror',
+    files: { 'deploy.yml': `${ENV('')}mirror: {selct: [tag:raw]}\n` },
+    message: /deploy\.yml: mirror: unknown key "selct": did you mean "select"\?$/,
+  },
+  {
+    name: 'deploy.yml: a key at the wrong level',
+    files: { 'deploy.yml': `${ENV('')}tags: [mart]\n` },
+    message: /deploy\.yml: unknown key "tags": it belongs under publish$/,
+  },
+  {
+    name: 'deploy.yml: an unknown key like no other',
+    files: { 'deploy.yml': `${ENV('')}colour: blue\n` },
+    message:
+      /deploy\.yml: unknown key "colour" \(keys here: strategy, environments, publish, select, mirror, backups, approval\)$/,
+  },
+  // publish: tags, or select as dbt selectors or a YAML selector's name
+  {
+    name: 'deploy.yml: publish with both tags and select',
+    files: { 'deploy.yml': `${ENV('')}publish: {tags: [mart], select: [tag:utils]}\n` },
+    message:
+      /deploy\.yml: publish: give tags or select, not both \(tags: \[mart\] is short for select: \[tag:mart\]\)$/,
+  },
+  {
+    name: 'deploy.yml: publish.select as an empty list',
+    files: { 'deploy.yml': `${ENV('')}publish: {select: []}\n` },
+    message: /deploy\.yml: publish\.select: /,
+  },
+  {
+    name: 'deploy.yml: publish.select naming a selector selectors.yml does not define',
+    files: {
+      'deploy.yml': `${ENV('')}publish: {select: nightly}\n`,
+      'selectors.yml': 'selectors:\n  - name: marts\n    definition: {method: tag, value: mart}\n',
+    },
+    message: /publish\.select: "nightly" is not a selector of .*\/selectors\.yml \(selectors: marts\)$/,
+  },
+  {
+    name: 'deploy.yml: publish.select as one dbt selector without brackets',
+    files: { 'deploy.yml': `${ENV('')}publish: {select: "tag:mart tag:utils"}\n` },
+    message:
+      /publish\.select: "tag:mart tag:utils" names a YAML selector, but .*\/jaffle_shop has no selectors\.yml; a list of dbt selectors needs brackets: select: \[tag:mart, tag:utils\]$/,
   },
   {
     name: 'deploy.yml: an empty target',

@@ -23,5 +23,6 @@ export const TEST_NAMESPACES = [
   'test-notify',
   'test-codec',
   'test-metrics',
+  'test-first-hour',
 ] as const;
 export type TestNamespace = (typeof TEST_NAMESPACES)[number];

@@ -5,6 +5,7 @@
  */
 import type { Capabilities } from '../../activities/warehouses/capabilities.js';
 import type { Plan } from '../plan.js';
+import { publishSelectionOf, publishSelectors } from '../publish-selection.js';
 import type { DeployInput } from '../types.js';
 import {
   withUpstreamViews,
@@ -21,7 +22,7 @@ import {
 
 export function planCloneBack(input: DeployInput, capabilities: Capabilities): Plan {
   const { prod, staging } = input.targets;
-  const select = input.select ?? ['state:modified+', ...input.publishTags.map((tag) => `tag:${tag}`)];
+  const select = input.select ?? ['state:modified+', ...publishSelectors(publishSelectionOf(input))];
   return {
     strategy: 'clone-back',
     rationale: `copy "${prod}" into "${staging}", rebuild ${select.join(' ')} there, audit, then copy the rebuilt relations back`,

@@ -4,7 +4,29 @@
  */
 import type { Capabilities } from '../../activities/warehouses/capabilities.js';
 import type { BuildArgs, Compensation, PublishScope, Step } from '../plan.js';
+import { describePublishSelection, publishSelectionOf, publishSettingOf } from '../publish-selection.js';
 import type { BackupOperation, DeployInput } from '../types.js';
+
+/**
+ * The first step of a plan that publishes a selection (wac, wap): `dbt ls` of what `publish` selects,
+ * so a selection that matches no model stops the deploy before the build. Inputs from before
+ * `publish` existed plan without it, as they always did (their histories replay that plan).
+ */
+export function checkPublishStep(input: DeployInput): Step | undefined {
+  if (!input.publish) return undefined;
+  return {
+    id: 'check-publish',
+    activity: 'checkPublishSelection',
+    title: `List the models ${publishSettingOf(input.publish)} selects in "${input.targets.prod}"; stop before the build if there are none`,
+    touches: 'nothing',
+    args: { prodTarget: input.targets.prod },
+  };
+}
+
+/** `tagged mart, utils`, `selected by path:models/marts`: what the plan's titles say is published. */
+export function publishedModels(input: DeployInput): string {
+  return describePublishSelection(publishSelectionOf(input));
+}
 
 export function resolveStep(input: DeployInput, buildTarget: string): Step {
   return {
@@ -74,7 +96,7 @@ export function selectStep(input: DeployInput, scope: PublishScope): Step {
   const what = {
     all: 'every model the build produced (and prod relations it no longer has, to drop)',
     built: 'the models the build produced',
-    tagged: `the models tagged ${input.publishTags.join(', ')}`,
+    tagged: `the models ${publishedModels(input)}`,
   }[scope];
   return {
     id: 'select',

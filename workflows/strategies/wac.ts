@@ -7,6 +7,8 @@ import type { Capabilities } from '../../activities/warehouses/capabilities.js';
 import type { Plan } from '../plan.js';
 import type { DeployInput } from '../types.js';
 import {
+  checkPublishStep,
+  publishedModels,
   auditStep,
   backupStep,
   buildStep,
@@ -19,13 +21,14 @@ import {
 
 export function planWac(input: DeployInput, capabilities: Capabilities): Plan {
   const { prod, staging } = input.targets;
-  const tags = input.publishTags.join(', ');
+  const published = publishedModels(input);
   const copyVerb = capabilities.zeroCopyClone ? 'Clone' : 'Copy';
   const atomicity = capabilities.transactionalDdl ? ' in one transaction' : ', one table at a time';
   return {
     strategy: 'wac',
-    rationale: `build and audit in "${staging}", then ${copyVerb.toLowerCase()} only the tables tagged ${tags} to "${prod}"`,
+    rationale: `build and audit in "${staging}", then ${copyVerb.toLowerCase()} only the tables ${published} to "${prod}"`,
     steps: steps(
+      checkPublishStep(input),
       input.mirror ? resolveStep(input, staging) : undefined,
       syncRawLayerStep(input, staging),
       buildStep(input, { target: staging }),
@@ -33,7 +36,7 @@ export function planWac(input: DeployInput, capabilities: Capabilities): Plan {
       {
         id: 'select',
         activity: 'resolvePublishSet',
-        title: `Select the models tagged ${tags} and their relations in "${prod}"`,
+        title: `Select the models ${published} and their relations in "${prod}"`,
         touches: 'nothing',
         args: { buildStepId: 'build', prodTarget: prod },
       },

@@ -7,6 +7,8 @@
 import type { Plan } from '../plan.js';
 import type { DeployInput } from '../types.js';
 import {
+  checkPublishStep,
+  publishedModels,
   auditStep,
   backupStep,
   buildStep,
@@ -20,11 +22,12 @@ import {
 export function planWap(input: DeployInput): Plan {
   const { prod } = input.targets;
   const auditTarget = input.targets.audit ?? input.targets.staging;
-  const tags = input.publishTags.join(', ');
+  const published = publishedModels(input);
   return {
     strategy: 'wap',
-    rationale: `build and test everything in "${auditTarget}", then rebuild only the models tagged ${tags} in "${prod}"`,
+    rationale: `build and test everything in "${auditTarget}", then rebuild only the models ${published} in "${prod}"`,
     steps: steps(
+      checkPublishStep(input),
       resolveStep(input, auditTarget),
       syncRawLayerStep(input, auditTarget),
       buildStep(input, { target: auditTarget }),
