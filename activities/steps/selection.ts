@@ -11,7 +11,6 @@ import { artifactRef, readArtifact } from '../artifacts.js';
 import { type ListedModel, MAPPED_RESOURCES } from '../relation-map.js';
 import {
   dbt,
-  type DeployState,
   type StepOutcome,
   type StepPaths,
   type StepRequest,
