@@ -6,6 +6,7 @@
 import { type ActivitiesOptions, stepPaths } from './step-context.js';
 import { planActivities } from './plan.js';
 import { buildSteps } from './steps/build.js';
+import { diffSteps } from './steps/diff.js';
 import { publishSteps } from './steps/publish.js';
 import { restoreSteps } from './steps/restore.js';
 
@@ -19,7 +20,13 @@ export type {
 
 export function createActivities(options: ActivitiesOptions = {}) {
   const paths = stepPaths(options);
-  return { ...planActivities(), ...buildSteps(paths), ...publishSteps(paths), ...restoreSteps(paths) };
+  return {
+    ...planActivities(),
+    ...buildSteps(paths),
+    ...diffSteps(paths),
+    ...publishSteps(paths),
+    ...restoreSteps(paths),
+  };
 }
 
 export type DeployActivities = ReturnType<typeof createActivities>;

@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path';
 import type { Duration } from '@temporalio/common';
 import { msToNumber } from '@temporalio/common/lib/time.js';
 import { parse, YAMLParseError } from 'yaml';
+import { auditRulesOf, diffSettingsOf } from '../activities/audit-rules.js';
 import { DBT_LOOKUP, dbtBin } from '../activities/dbt.js';
 import { connectionFor, ProfileError, type WarehouseConnection } from '../activities/profiles.js';
 import { CAPABILITIES, type Engine } from '../activities/warehouses/capabilities.js';
@@ -116,6 +117,8 @@ export function prepareDeploy(options: DeployOptions): PreparedDeploy {
       ...(config.select ? { select: config.select } : {}),
       ...(config.mirror ? { mirror: { select: config.mirror.select } } : {}),
       ...(approval ? { approval } : {}),
+      ...(config.audits?.length ? { audits: auditRulesOf(config.audits) } : {}),
+      ...(config.diff ? { diff: diffSettingsOf(config.diff) } : {}),
       ...(options.vars !== undefined ? { vars: options.vars } : {}),
       ...(options.gitSha ? { gitSha: options.gitSha } : {}),
     },

@@ -24,6 +24,7 @@ import {
 } from '@temporalio/workflow';
 import { msToNumber } from '@temporalio/common/lib/time.js';
 import type { DeployActivities, DeployState, StepOutcome } from '../activities/steps.js';
+import { formatDiffSummary } from './diff.js';
 import { approvalGateIndex, type Compensation, type Plan, STEP_ICONS, type Step } from './plan.js';
 import {
   abortUpdate,
@@ -133,7 +134,8 @@ async function planOf(input: DeployInput, operation: Operation, patches: Patches
     }
   }
   try {
-    return planOperation(input, operation);
+    // These histories were recorded before the diff step existed: their plan has none.
+    return planOperation(input, operation, { diff: false });
   } catch (error) {
     throw refused(error);
   }
@@ -185,6 +187,7 @@ async function runPlan(input: DeployInput, plan: Plan, patches: Patches): Promis
   setHandler(progressQuery, (): DeployProgress => ({
     ...progressOf(plan, steps, current, startedAt),
     phase,
+    diff: state.diff ?? null,
     approval:
       waitingSince && input.approval
         ? {
@@ -238,7 +241,11 @@ async function runPlan(input: DeployInput, plan: Plan, patches: Patches): Promis
           showDetails(
             plan,
             steps,
-            `**awaiting approval** until the deadline: \`dbt-deploy approve --env ${input.env}\``,
+            [
+              `**awaiting approval** until the deadline: \`dbt-deploy approve --env ${input.env}\``,
+              // What the approver says yes to; the UI shows it beside the steps.
+              ...(state.diff ? ['', '```', ...formatDiffSummary(state.diff), '```'] : []),
+            ].join('\n'),
           );
           const decided = await condition(() => decision !== null, input.approval.timeout);
           if (!decided) {
@@ -352,6 +359,8 @@ function phaseOf(step: Step): DeployPhase {
       return step.touches === 'prod' ? 'publishing' : 'building';
     case 'audit':
       return step.args.verifiesPublish ? 'verifying' : 'auditing';
+    case 'diffProd':
+      return 'auditing';
     case 'backupProd':
       return 'backing-up';
     case 'publishTables':
@@ -396,6 +405,8 @@ async function runStep(
       return activities.resolvePublishSet.executeWithOptions(options, [{ ...base, args: step.args }]);
     case 'selectPublishSet':
       return activities.selectPublishSet.executeWithOptions(options, [{ ...base, args: step.args }]);
+    case 'diffProd':
+      return activities.diffProd.executeWithOptions(options, [{ ...base, args: step.args }]);
     case 'backupProd':
       return activities.backupProd.executeWithOptions(options, [{ ...base, args: step.args }]);
     case 'publishTables':
@@ -490,6 +501,7 @@ function resultOf(
     ...(reason ? { reason } : {}),
     published: status === 'published' ? (state.published ?? []) : [],
     audit: state.audit ?? null,
+    ...(state.diff ? { diff: state.diff } : {}),
     // After a rollback the backup has served its purpose and is dropped; report where it was only if kept.
     backup: status === 'published' || status === 'failed' ? (state.backup ?? null) : null,
     steps,

@@ -89,6 +89,8 @@ export interface WarehouseAdapter {
   /** Undoes `swapLocations` (prod becomes staging again, the old prod prod). Idempotent. */
   unswapLocations(backup: BackupRef): Promise<void>;
   fingerprint(relation: Relation): Promise<Fingerprint>;
+  /** Runs one statement that only reads (the diff against prod, audit assertions) and returns its rows. */
+  query(sql: string): Promise<Array<Record<string, unknown>>>;
   close(): Promise<void>;
 }
 

@@ -18,5 +18,7 @@ export const TEST_NAMESPACES = [
   'test-secure',
   'test-hosts',
   'test-snowflake',
+  'test-audits-duckdb',
+  'test-audits-postgres',
 ] as const;
 export type TestNamespace = (typeof TEST_NAMESPACES)[number];

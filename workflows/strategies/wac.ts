@@ -10,6 +10,8 @@ import {
   auditStep,
   backupStep,
   buildStep,
+  diffStep,
+  type PlanOptions,
   resolveStep,
   restoreProd,
   steps,
@@ -17,7 +19,7 @@ import {
   verifyStep,
 } from './common.js';
 
-export function planWac(input: DeployInput, capabilities: Capabilities): Plan {
+export function planWac(input: DeployInput, capabilities: Capabilities, options: PlanOptions = {}): Plan {
   const { prod, staging } = input.targets;
   const tags = input.publishTags.join(', ');
   const copyVerb = capabilities.zeroCopyClone ? 'Clone' : 'Copy';
@@ -37,6 +39,7 @@ export function planWac(input: DeployInput, capabilities: Capabilities): Plan {
         touches: 'nothing',
         args: { buildStepId: 'build', prodTarget: prod },
       },
+      diffStep(input, options),
       backupStep(input),
       {
         id: 'publish-tables',
