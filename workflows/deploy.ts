@@ -75,6 +75,12 @@ const OBSERVABLE_PATCH = 'search-attributes-and-report';
  */
 const FIXED_PLAN_PATCH = 'plan-fixed-at-start';
 
+/**
+ * Plans carry a diff of prod against the candidate, and deploy.yml's audit rules, before the cut-over.
+ * Histories from before it replay the plans they were recorded with (see `planOf`).
+ */
+const DIFF_PATCH = 'diff-before-cut-over';
+
 /** A step said publish must not go ahead (failed audit, verify mismatch): no retry, run the saga. */
 const PUBLISH_BLOCKED = 'PublishBlocked';
 
@@ -100,6 +106,7 @@ interface Patches {
   observable: boolean;
   fixedPlan: boolean;
   hostPinning: boolean;
+  diff: boolean;
 }
 
 /**
@@ -114,28 +121,30 @@ function patchesAtStart(): Patches {
     observable: patched(OBSERVABLE_PATCH),
     fixedPlan: patched(FIXED_PLAN_PATCH),
     hostPinning: patched(HOST_PINNING_PATCH),
+    diff: patched(DIFF_PATCH),
   };
 }
 
 /**
  * The operation's plan, fixed at its start: the local activity's result is recorded in history, and a
  * replay reads it back instead of planning again with whatever code the worker runs now. Histories from
- * before the marker made the plan here, in workflow code, and replay that way.
+ * before the marker made the plan here, in workflow code, and replay that way; all of them come from
+ * before the diff step too, so their plan has none.
  */
 async function planOf(input: DeployInput, operation: Operation, patches: Patches): Promise<Plan> {
+  const options = { diff: patches.diff };
   if (patches.fixedPlan) {
     try {
       return await planning.planOperation.executeWithOptions(
         { summary: `Plan the ${operation} (${input.strategy} on ${input.engine})` },
-        [{ input, operation }],
+        [{ input, operation, options }],
       );
     } catch (error) {
       throw refused(error);
     }
   }
   try {
-    // These histories were recorded before the diff step existed: their plan has none.
-    return planOperation(input, operation, { diff: false });
+    return planOperation(input, operation, options);
   } catch (error) {
     throw refused(error);
   }
