@@ -5,14 +5,23 @@
  */
 import { ApplicationFailure } from '@temporalio/common';
 import type { Plan } from '../workflows/plan.js';
-import { planOperation, StrategyNotSupported } from '../workflows/strategies/index.js';
+import { planOperation, type PlanOptions, StrategyNotSupported } from '../workflows/strategies/index.js';
 import type { DeployInput, Operation } from '../workflows/types.js';
 
 export function planActivities() {
   return {
-    async planOperation({ input, operation }: { input: DeployInput; operation: Operation }): Promise<Plan> {
+    async planOperation({
+      input,
+      operation,
+      options,
+    }: {
+      input: DeployInput;
+      operation: Operation;
+      /** `{diff: false}` when the workflow replays a history from before the diff step; unset: today's plan. */
+      options?: PlanOptions;
+    }): Promise<Plan> {
       try {
-        return planOperation(input, operation);
+        return planOperation(input, operation, options);
       } catch (error) {
         if (error instanceof StrategyNotSupported)
           throw ApplicationFailure.nonRetryable(error.message, 'StrategyNotSupported');

@@ -8,6 +8,7 @@ import { copyFile, mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import type { DiffSummary } from '../workflows/diff.js';
 import type {
   ArtifactRef,
   AuditSummary,
@@ -70,6 +71,8 @@ export interface DeployState {
   publishListing?: ArtifactRef;
   /** Rollback only: the earlier deploy's backup being restored. */
   restoreFrom?: BackupHandle;
+  /** The diff of prod against the candidate: counts and rule outcomes, the full diff by reference. */
+  diff?: DiffSummary;
 }
 
 /** What a step is sent of the state: only the fields its activity reads (workflows/state.ts). */

@@ -7,6 +7,7 @@ import { type ActivitiesOptions, stepPaths } from './step-context.js';
 import { notifyActivities } from './notify.js';
 import { planActivities } from './plan.js';
 import { buildSteps } from './steps/build.js';
+import { diffSteps } from './steps/diff.js';
 import { publishSteps } from './steps/publish.js';
 import { restoreSteps } from './steps/restore.js';
 import { selectionSteps } from './steps/selection.js';
@@ -25,6 +26,7 @@ export function createActivities(options: ActivitiesOptions = {}) {
     ...planActivities(),
     ...selectionSteps(paths),
     ...buildSteps(paths),
+    ...diffSteps(paths),
     ...publishSteps(paths),
     ...restoreSteps(paths),
     ...notifyActivities(),

@@ -15,8 +15,11 @@ import { planRollback } from '../workflows/strategies/rollback.js';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { Operation } from './deploys.js';
 import { type DeployOptions, identifyEnvironment, prepareDeploy } from './preflight.js';
-import { formatPlan, formatResult } from './report.js';
+import { formatPlan, formatResult, formatRunningPlan } from './report.js';
 import { UsageError } from './errors.js';
+import { fileURLToPath } from 'node:url';
+import { formatDiff, formatDiffSummary } from '../workflows/diff.js';
+import { progressQuery } from '../workflows/queries.js';
 import { type DeployInput, type PlanKind, STRATEGIES } from '../workflows/types.js';
 
 /**
@@ -178,6 +181,38 @@ export function buildCli(): Command {
       await followToEnd(handle, options);
     });
 
+  environmentOptions(program.command('diff'))
+    .description(
+      "print the diff of prod against the running deploy's candidate (rows, keys, columns, sample rows, audit rules): what `approve` publishes",
+    )
+    .option('--json', 'print the diff as JSON (the whole file when this host can read it, else its summary)')
+    .action(async (options: DeployOptions & { json?: boolean }) => {
+      const { project, env } = identifyEnvironment(options);
+      const { connectClient, runningDiff, temporalSettings } = await temporal();
+      const client = await connectClient(temporalSettings());
+      const found = await runningDiff(client, project, env);
+      if (options.json) {
+        console.log(JSON.stringify(found.full ?? found.summary));
+        return;
+      }
+      const { progress, summary, full } = found;
+      const waiting = progress.approval
+        ? `waits for approval until ${progress.approval.deadline} (then: ${progress.approval.onTimeout})`
+        : `is ${progress.phase}`;
+      console.log(`deploy ${found.deployId} (${progress.strategy}) ${waiting}`);
+      console.log((full ? formatDiff(full) : formatDiffSummary(summary)).join('\n'));
+      if (summary.ref)
+        console.log(
+          full
+            ? `full diff: ${fileURLToPath(summary.ref.uri)}`
+            : `sample rows are in ${summary.ref.uri} on the deploy's worker (not readable from this host)`,
+        );
+      if (progress.approval)
+        console.log(
+          `publish it with \`dbt-deploy approve --env ${env}\`, or stop it with \`dbt-deploy abort --env ${env}\``,
+        );
+    });
+
   environmentOptions(program.command('history'))
     .description(
       'past deploys of the environment, newest first (status, strategy, start, duration, approver)',
@@ -272,10 +307,29 @@ export function buildCli(): Command {
     .description('print the steps a deploy would run; touches nothing')
     .option('--rollback', 'print the plan of `dbt-deploy rollback` instead')
     .option(
+      '--running',
+      "print the environment's running deploy instead: its steps as they stand and, once computed, its diff against prod (needs no profile)",
+    )
+    .option(
       '--require-approval',
       'show the plan with the approval gate, as `deploy --require-approval` runs it',
     )
-    .action((options: DeployOptions & { rollback?: boolean }) => {
+    .action(async (options: DeployOptions & { rollback?: boolean; running?: boolean }) => {
+      if (options.running) {
+        const { project, env } = identifyEnvironment(options);
+        const { connectClient, runningDeploy, temporalSettings } = await temporal();
+        const client = await connectClient(temporalSettings());
+        const handle = await runningDeploy(client, project, env);
+        if (!handle) {
+          console.log(
+            `no deploy of ${project} to ${env} is running (see \`dbt-deploy history --env ${env}\`)`,
+          );
+          return;
+        }
+        const [progress, description] = await Promise.all([handle.query(progressQuery), handle.describe()]);
+        console.log(formatRunningPlan(String(description.memo?.['deployId'] ?? handle.workflowId), progress));
+        return;
+      }
       const prepared = prepareDeploy({ ...options, forRollback: options.rollback === true });
       const input = { ...prepared.input, deployId: '<deploy id>' };
       const plan = options.rollback ? planRollback(input) : planDeploy(input);

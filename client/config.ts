@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { parse, YAMLParseError } from 'yaml';
 import { z } from 'zod';
+import { AuditsSchema, DiffConfigSchema } from '../activities/audit-rules.js';
 import { NOTIFY_EVENTS, STRATEGIES } from '../workflows/types.js';
 import { UsageError } from './errors.js';
 
@@ -62,6 +63,10 @@ export const DeployConfigSchema = z.strictObject({
         .default([...NOTIFY_EVENTS]),
     })
     .optional(),
+  /** Rules run on the diff of prod against the candidate before the cut-over (docs/audits.md). */
+  audits: AuditsSchema.optional(),
+  /** How much the diff shows, and past which size it compares a sample of keys (docs/audits.md). */
+  diff: DiffConfigSchema.optional(),
 });
 
 export type DeployConfig = z.infer<typeof DeployConfigSchema>;

@@ -14,6 +14,8 @@ import {
 } from '@temporalio/client';
 import { ApplicationFailure, type Payload } from '@temporalio/common';
 import type { DbtProgress } from '../activities/dbt.js';
+import { fullDiff } from '../activities/report.js';
+import type { DiffSummary, ProdDiff } from '../workflows/diff.js';
 import type { deployWorkflow } from '../workflows/deploy.js';
 import {
   abortUpdate,
@@ -182,4 +184,31 @@ export function whoAmI(): string {
 
 function isDeployResult(value: unknown): value is DeployResult {
   return typeof value === 'object' && value !== null && 'status' in value && 'deployId' in value;
+}
+
+/** What `dbt-deploy diff` shows: the running deploy's progress, its diff summary, and the full diff if readable. */
+export interface RunningDiff {
+  deployId: string;
+  progress: DeployProgress;
+  summary: DiffSummary;
+  /** The whole diff, sample rows included: read from its file when this host can (same host, shared folder). */
+  full?: ProdDiff;
+}
+
+/**
+ * The diff of the environment's running deploy (the one waiting at the approval gate, typically). The
+ * workflow answers with the summary it carries; the sample rows are in the file it references.
+ */
+export async function runningDiff(client: Client, project: string, env: string): Promise<RunningDiff> {
+  const handle = await runningDeploy(client, project, env);
+  if (!handle)
+    throw new RequestRejected(`no deploy of ${project} to ${env} is running: there is no diff to show`);
+  const [progress, description] = await Promise.all([handle.query(progressQuery), handle.describe()]);
+  const deployId = String(description.memo?.['deployId'] ?? handle.workflowId);
+  if (!progress.diff)
+    throw new RequestRejected(
+      `deploy ${deployId} has not diffed against prod yet (it is ${progress.phase}); the diff comes after the audit, before the approval gate`,
+    );
+  const full = await fullDiff(progress.diff);
+  return { deployId, progress, summary: progress.diff, ...(full ? { full } : {}) };
 }

@@ -4,6 +4,7 @@
  * ends, so logs stay readable.
  */
 import type { WorkflowHandle } from '@temporalio/client';
+import { formatDiffSummary } from '../workflows/diff.js';
 import { deployProgress, type LiveProgress } from './deploys.js';
 
 export interface FollowOutput {
@@ -34,6 +35,17 @@ export function followDeploy(handle: WorkflowHandle, output: FollowOutput, every
           output.print(
             `${seconds(progress)} [${index + 1}/${progress.steps.length}] ${step.status}: ${step.title}`,
           );
+        }
+        // Once computed, the diff is printed in full: at the gate it is what the approver says yes to.
+        // Its own key: `seen` also holds step ids, and the diff step's id is `diff`.
+        if (progress.diff && !seen.has(':diff')) {
+          seen.set(':diff', 'shown');
+          const [first, ...rest] = formatDiffSummary(progress.diff);
+          output.print(`${seconds(progress)} ${first}`);
+          for (const line of rest) output.print(`      ${line}`);
+          // The gate is entered in the same workflow task that records the diff: both show at once.
+          if (progress.approval)
+            output.print('      with sample rows of each change: dbt-deploy diff --env <env>');
         }
         output.redraw?.(progressBar(progress));
       } catch {

@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path';
 import type { Duration } from '@temporalio/common';
 import { msToNumber } from '@temporalio/common/lib/time.js';
 import { parse, YAMLParseError } from 'yaml';
+import { auditRulesOf, diffSettingsOf } from '../activities/audit-rules.js';
 import { DBT_LOOKUP, dbtBin } from '../activities/dbt.js';
 import { checkWebhookTemplate } from '../activities/notify.js';
 import { connectionFor, ProfileError, type WarehouseConnection } from '../activities/profiles.js';
@@ -129,6 +130,8 @@ export function prepareDeploy(options: DeployOptions): PreparedDeploy {
       ...(config.mirror ? { mirror: { select: config.mirror.select } } : {}),
       ...(approval ? { approval } : {}),
       ...(config.notify ? { notify: { webhook: config.notify.webhook, on: config.notify.on } } : {}),
+      ...(config.audits?.length ? { audits: auditRulesOf(config.audits) } : {}),
+      ...(config.diff ? { diff: diffSettingsOf(config.diff) } : {}),
       ...(options.vars !== undefined ? { vars: options.vars } : {}),
       ...(options.gitSha ? { gitSha: options.gitSha } : {}),
     },

@@ -1,6 +1,8 @@
 /** Renders a deploy's result for a person at a terminal; `--json` prints the object itself. */
 import { dbtMessage, rootFailures, skippedCount } from '../activities/audit-reason.js';
+import { formatDiffSummary } from '../workflows/diff.js';
 import { describePlan, type Plan } from '../workflows/plan.js';
+import type { DeployProgress } from '../workflows/queries.js';
 import type { DeployInput, DeployResult, StepRecord } from '../workflows/types.js';
 
 /** The relations a result names, and how many more it only counts (a project of thousands of models). */
@@ -41,6 +43,7 @@ export function formatResult(result: DeployResult, uiUrl?: string | null, namesp
     if (skipped > 0)
       lines.push(`    skipped because of them: ${skipped} (see run_results.json in the artifacts)`);
   }
+  if (result.diff) lines.push('', ...formatDiffSummary(result.diff).map((line) => `  ${line}`));
   if (result.published.length > 0) lines.push('', `  published: ${publishedLine(result)}`);
   if (result.backup)
     lines.push(
@@ -82,5 +85,21 @@ export function formatPlan(
     if (cutOver.statements?.length)
       lines.push('cut-over statements:', ...cutOver.statements.map((s) => `  ${s};`));
   }
+  return lines.join('\n');
+}
+
+/** `plan --running`: the running deploy's plan as it stands, each step's state, and its diff. */
+export function formatRunningPlan(deployId: string, progress: DeployProgress): string {
+  const lines = [
+    `deploy ${deployId} (${progress.strategy}) is ${progress.phase}` +
+      (progress.approval
+        ? `: waiting for approval until ${progress.approval.deadline} (then: ${progress.approval.onTimeout})`
+        : ''),
+    '',
+    ...progress.steps.map(
+      (s, i) => `${MARKS[s.status]} ${i + 1}. ${s.title}${s.summary ? `\n      ${s.summary}` : ''}`,
+    ),
+  ];
+  if (progress.diff) lines.push('', ...formatDiffSummary(progress.diff));
   return lines.join('\n');
 }

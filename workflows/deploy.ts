@@ -24,6 +24,7 @@ import {
 } from '@temporalio/workflow';
 import { msToNumber } from '@temporalio/common/lib/time.js';
 import type { DeployActivities, DeployState, StepOutcome } from '../activities/steps.js';
+import { formatDiffSummary } from './diff.js';
 import { approvalGateIndex, type Compensation, type Plan, STEP_ICONS, type Step } from './plan.js';
 import {
   abortUpdate,
@@ -79,6 +80,11 @@ const FIXED_PLAN_PATCH = 'plan-fixed-at-start';
 
 /** The outcome heads the current details once an operation ends (details only: no command). */
 const OUTCOME_DETAILS_PATCH = 'outcome-in-details';
+/**
+ * Plans carry a diff of prod against the candidate, and deploy.yml's audit rules, before the cut-over.
+ * Histories from before it replay the plans they were recorded with (see `planOf`).
+ */
+const DIFF_PATCH = 'diff-before-cut-over';
 
 /** A step said publish must not go ahead (failed audit, verify mismatch): no retry, run the saga. */
 const PUBLISH_BLOCKED = 'PublishBlocked';
@@ -108,6 +114,7 @@ interface Patches {
   /** The webhook of deploy.yml `notify` is told; false when the input has none. */
   notify: boolean;
   outcomeDetails: boolean;
+  diff: boolean;
 }
 
 /**
@@ -125,27 +132,30 @@ function patchesAtStart(input: DeployInput): Patches {
     // Only an input with a webhook asks, so operations without one record no extra marker.
     notify: input.notify ? patched(NOTIFY_PATCH) : false,
     outcomeDetails: patched(OUTCOME_DETAILS_PATCH),
+    diff: patched(DIFF_PATCH),
   };
 }
 
 /**
  * The operation's plan, fixed at its start: the local activity's result is recorded in history, and a
  * replay reads it back instead of planning again with whatever code the worker runs now. Histories from
- * before the marker made the plan here, in workflow code, and replay that way.
+ * before the marker made the plan here, in workflow code, and replay that way; all of them come from
+ * before the diff step too, so their plan has none.
  */
 async function planOf(input: DeployInput, operation: Operation, patches: Patches): Promise<Plan> {
+  const options = { diff: patches.diff };
   if (patches.fixedPlan) {
     try {
       return await planning.planOperation.executeWithOptions(
         { summary: `Plan the ${operation} (${input.strategy} on ${input.engine})` },
-        [{ input, operation }],
+        [{ input, operation, options }],
       );
     } catch (error) {
       throw refused(error);
     }
   }
   try {
-    return planOperation(input, operation);
+    return planOperation(input, operation, options);
   } catch (error) {
     throw refused(error);
   }
@@ -197,6 +207,7 @@ async function runPlan(input: DeployInput, plan: Plan, patches: Patches): Promis
   setHandler(progressQuery, (): DeployProgress => ({
     ...progressOf(plan, steps, current, startedAt),
     phase,
+    diff: state.diff ?? null,
     approval:
       waitingSince && input.approval
         ? {
@@ -250,7 +261,11 @@ async function runPlan(input: DeployInput, plan: Plan, patches: Patches): Promis
           showDetails(
             plan,
             steps,
-            `**awaiting approval** until the deadline: \`dbt-deploy approve --env ${input.env}\``,
+            [
+              `**awaiting approval** until the deadline: \`dbt-deploy approve --env ${input.env}\``,
+              // What the approver says yes to; the UI shows it beside the steps.
+              ...(state.diff ? ['', '```', ...formatDiffSummary(state.diff), '```'] : []),
+            ].join('\n'),
           );
           // Not awaited: the gate's deadline runs from now, however long the webhook takes.
           if (patches.notify)
@@ -381,6 +396,8 @@ function phaseOf(step: Step): DeployPhase {
       return step.touches === 'prod' ? 'publishing' : 'building';
     case 'audit':
       return step.args.verifiesPublish ? 'verifying' : 'auditing';
+    case 'diffProd':
+      return 'auditing';
     case 'backupProd':
       return 'backing-up';
     case 'publishTables':
@@ -428,6 +445,8 @@ async function runStep(
       return activities.resolvePublishSet.executeWithOptions(options, [{ ...base, args: step.args }]);
     case 'selectPublishSet':
       return activities.selectPublishSet.executeWithOptions(options, [{ ...base, args: step.args }]);
+    case 'diffProd':
+      return activities.diffProd.executeWithOptions(options, [{ ...base, args: step.args }]);
     case 'backupProd':
       return activities.backupProd.executeWithOptions(options, [{ ...base, args: step.args }]);
     case 'publishTables':
@@ -521,6 +540,7 @@ function resultOf(
     ...(reason ? { reason } : {}),
     ...(status === 'published' ? publishedOf(state) : { published: [], publishedCount: 0 }),
     audit: state.audit ?? null,
+    ...(state.diff ? { diff: state.diff } : {}),
     // After a rollback the backup has served its purpose and is dropped; report where it was only if kept.
     backup:
       (status === 'published' || status === 'failed') && state.backup ? backupHandle(state.backup) : null,

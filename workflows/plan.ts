@@ -66,6 +66,11 @@ export type Step =
       activity: 'selectPublishSet';
       args: { buildStepId: string; prodTarget: string; scope: PublishScope };
     })
+  | (StepBase & {
+      activity: 'diffProd';
+      /** The build whose manifest names each model's key and tags; the relations come from the publish set. */
+      args: { buildStepId: string; prodTarget: string };
+    })
   | (StepBase & { activity: 'backupProd'; args: { prodTarget: string; operation?: BackupOperation } })
   | (StepBase & { activity: 'publishTables'; args: { prodTarget: string } })
   | (StepBase & { activity: 'publishViews'; args: { prodTarget: string } })

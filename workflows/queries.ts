@@ -4,6 +4,7 @@
  * is not waiting is rejected by the validator with a message saying why.
  */
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
+import type { DiffSummary } from './diff.js';
 import type { PlanKind, StepRecord } from './types.js';
 
 /** Where a deploy is, in the words the UI's `DbtDeployPhase` search attribute uses. */
@@ -26,6 +27,8 @@ export interface DeployProgress {
   steps: StepRecord[];
   startedAt: string;
   elapsedMs: number;
+  /** The diff of prod against the candidate, once the diff step ran (what the approver reads). */
+  diff?: DiffSummary | null;
   /** Set while the deploy waits at the approval gate: until when, and what a timeout does. */
   approval?: { waitingSince: string; deadline: string; onTimeout: 'abort' | 'approve' } | null;
 }

@@ -23,6 +23,7 @@ export const STATE_READS: Record<Step['activity'] | Compensation['activity'], re
   resolvePublishSet: ['artifacts', 'relations', 'publishListing'],
   checkPublishSelection: [],
   selectPublishSet: ['artifacts', 'relations', 'publishListing'],
+  diffProd: ['artifacts', ...PUBLISH_SET],
   backupProd: ['restoreFrom', ...PUBLISH_SET],
   publishTables: PUBLISH_SET,
   publishViews: ['relations', ...PUBLISH_SET],

@@ -3,6 +3,7 @@
  * through Temporal history, so it stays small: artifacts are referenced, never embedded.
  */
 import type { Engine } from '../activities/warehouses/capabilities.js';
+import type { AuditRule, DiffSettings, DiffSummary } from './diff.js';
 import type { Decision } from './queries.js';
 
 /** The strategies a deploy can name. `auto` is resolved by the plan from the warehouse's capabilities. */
@@ -90,6 +91,10 @@ export interface DeployInput {
     timeout: string;
     onTimeout: 'abort' | 'approve';
   };
+  /** deploy.yml `audits`: rules run on the diff of prod against the candidate before the cut-over. */
+  audits?: AuditRule[];
+  /** deploy.yml `diff`: sample rows shown, and the size past which keys are compared on a sample. */
+  diff?: DiffSettings;
 }
 
 /**
@@ -222,6 +227,8 @@ export interface DeployResult {
   finishedAt: string;
   /** Who approved or aborted at the approval gate (or who aborted at any time), when, and their note. */
   decision?: Decision | null;
+  /** The diff of prod against what the deploy published (or would have): counts, rules, the file's reference. */
+  diff?: DiffSummary | null;
   /** The deploy's report (markdown; a `.json` twin beside it), written on the worker at the end. */
   report?: string;
   gitSha?: string;

@@ -9,13 +9,7 @@ import { join } from 'node:path';
 import { publishSelectionFlags, publishSettingOf } from '../../workflows/publish-selection.js';
 import { artifactRef, readArtifact } from '../artifacts.js';
 import { type ListedModel, MAPPED_RESOURCES } from '../relation-map.js';
-import {
-  dbt,
-  type StepOutcome,
-  type StepPaths,
-  type StepRequest,
-  type StepState,
-} from '../step-context.js';
+import { dbt, type StepOutcome, type StepPaths, type StepRequest, type StepState } from '../step-context.js';
 
 /** The keys wac's publish step needs of each node (as `resolvePublishSet` lists them). */
 const LS_PUBLISHABLE = [

@@ -118,6 +118,8 @@ export interface WarehouseAdapter {
     owner: StagingOwner,
     options: { wholeDatabase: boolean },
   ): Promise<DatabaseClone | undefined>;
+  /** Runs one statement that only reads (the diff against prod, audit assertions) and returns its rows. */
+  query(sql: string): Promise<Array<Record<string, unknown>>>;
   close(): Promise<void>;
 }
 

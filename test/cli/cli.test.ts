@@ -120,6 +120,21 @@ describe('dbt-deploy CLI', () => {
         /target "production" not found in profile "jaffle_shop"/,
       ],
       ['invalid YAML', 'environments: [unclosed\n', /not valid YAML/],
+      [
+        'an audit rule whose limit is not one',
+        'environments:\n  prod: {target: prod, staging_target: staging}\naudits:\n  - max_row_change: ten\n',
+        /audits\.0\.max_row_change: "ten" is not a limit: write a share of prod's rows such as 10%/,
+      ],
+      [
+        'an sql assertion with an unknown placeholder',
+        'environments:\n  prod: {target: prod, staging_target: staging}\naudits:\n  - {name: x, sql: "select * from {{ this }}"}\n',
+        /audits\.0\.sql: unknown placeholder \{\{ this \}\}/,
+      ],
+      [
+        'a diff setting out of range',
+        'environments:\n  prod: {target: prod, staging_target: staging}\ndiff:\n  sample_percent: 0\n',
+        /diff\.sample_percent: /,
+      ],
     ])('deploy.yml with %s', async (_name, yaml, message) => {
       const config = join(project.dir, 'deploy.yml');
       const original = await readFile(config, 'utf8');
@@ -190,7 +205,8 @@ describe('dbt-deploy CLI', () => {
       /1\. List the models publish\.tags \[mart, utils\] selects in "prod"; stop before the build if there are none \[touches nothing\]/,
     );
     expect(result.stdout).toMatch(/2\. Build and test every model in target "staging"/);
-    expect(result.stdout).toMatch(/6\. Copy the selected tables from "staging" to "prod" in one transaction/);
+    expect(result.stdout).toMatch(/5\. Diff every relation to publish against "prod"/);
+    expect(result.stdout).toMatch(/7\. Copy the selected tables from "staging" to "prod" in one transaction/);
     expect(result.stdout).toMatch(
       /readers of prod see: tables: nothing during the copy: DuckDB lets no other process/,
     );
@@ -215,7 +231,7 @@ describe('dbt-deploy CLI', () => {
     [
       'an approval gate',
       ['--require-approval'],
-      /4\. Select [^\n]*\n {3}wait for `dbt-deploy approve` or `abort` \(after 24h: abort\)\n5\. Back up/,
+      /4\. Select [^\n]*\n5\. Diff every relation[^\n]*\n {3}wait for `dbt-deploy approve` or `abort` \(after 24h: abort\)\n6\. Back up/,
     ],
   ])('plan for %s prints its steps and touches nothing', async (_name, flags, expected) => {
     const result = await cli(['plan', '--project-dir', project.dir, ...flags]);
@@ -233,6 +249,11 @@ describe('dbt-deploy CLI', () => {
         `dbt-deploy: no deploy of jaffle_shop to prod is running: nothing to ${command}`,
       );
     }
+    const diff = await cli(['diff', '--project-dir', project.dir]);
+    expect(diff.exitCode).toBe(2);
+    expect(diff.stderr.trim()).toBe(
+      'dbt-deploy: no deploy of jaffle_shop to prod is running: there is no diff to show',
+    );
     const status = await cli(['status', '--project-dir', project.dir]);
     expect(status.exitCode).toBe(0);
     expect(status.stdout).toContain('no deploy of jaffle_shop to prod is running');

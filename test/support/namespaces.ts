@@ -24,5 +24,7 @@ export const TEST_NAMESPACES = [
   'test-codec',
   'test-metrics',
   'test-first-hour',
+  'test-audits-duckdb',
+  'test-audits-postgres',
 ] as const;
 export type TestNamespace = (typeof TEST_NAMESPACES)[number];

@@ -76,6 +76,7 @@ describe.each(ENGINES)('plans on %s', (engine) => {
       'dbtBuild',
       'audit',
       'selectPublishSet',
+      'diffProd',
       'backupProd',
       'publishRelations',
       'verifyProd',

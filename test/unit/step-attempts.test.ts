@@ -31,7 +31,7 @@ it('plan prints why wap`s prod build runs once, and nothing for the steps that a
   const lines = describePlan(planDeploy(deployInput({ strategy: 'wap' })));
   expect(lines.filter((l) => l.includes('runs once'))).toEqual([
     expect.stringMatching(
-      /^6\. Rebuild the selected models in "prod" .*\[touches prod, runs once: a repeat could run incremental models/,
+      /^7\. Rebuild the selected models in "prod" .*\[touches prod, runs once: a repeat could run incremental models/,
     ),
   ]);
 });

@@ -13,6 +13,7 @@ describe('the wac plan', () => {
       'dbtBuild',
       'audit',
       'resolvePublishSet',
+      'diffProd',
       'backupProd',
       'publishTables',
       'publishViews',
@@ -44,7 +45,7 @@ describe('the wac plan', () => {
   it('gives steps unique ids and says how DuckDB publishes', () => {
     expect(new Set(plan.steps.map((s) => s.id)).size).toBe(plan.steps.length);
     const lines = describePlan(plan);
-    expect(lines[4]).toContain('Copy the selected tables from "staging" to "prod" in one transaction');
+    expect(lines[5]).toContain('Copy the selected tables from "staging" to "prod" in one transaction');
     expect(plan.rationale).toContain('mart, utils');
   });
 

@@ -124,6 +124,7 @@ describe.sequential('an abort during every step of a wap deploy on DuckDB', () =
       'build',
       'audit',
       'select',
+      'diff',
       'backup',
       'publish',
       'verify',

@@ -11,6 +11,8 @@ import {
   auditStep,
   backupStep,
   buildStep,
+  diffStep,
+  type PlanOptions,
   publishRelationsStep,
   resolveStep,
   selectStep,
@@ -19,7 +21,11 @@ import {
   verifyStep,
 } from './common.js';
 
-export function planBlueGreen(input: DeployInput, capabilities: Capabilities): Plan {
+export function planBlueGreen(
+  input: DeployInput,
+  capabilities: Capabilities,
+  options: PlanOptions = {},
+): Plan {
   const { prod, staging } = input.targets;
   const swaps = capabilities.atomicSwap !== 'none';
   const database = capabilities.cutOver.kind === 'database-swap';
@@ -52,6 +58,7 @@ export function planBlueGreen(input: DeployInput, capabilities: Capabilities): P
       buildStep(input, { target: staging }),
       auditStep(),
       selectStep(input, 'all'),
+      diffStep(input, options),
       ...cutOver,
       verifyStep(input, swaps ? 'the staging build it replaced' : `"${staging}"`),
     ),

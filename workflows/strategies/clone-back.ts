@@ -12,6 +12,8 @@ import {
   auditStep,
   backupStep,
   buildStep,
+  diffStep,
+  type PlanOptions,
   publishRelationsStep,
   resolveStep,
   selectStep,
@@ -20,7 +22,11 @@ import {
   verifyStep,
 } from './common.js';
 
-export function planCloneBack(input: DeployInput, capabilities: Capabilities): Plan {
+export function planCloneBack(
+  input: DeployInput,
+  capabilities: Capabilities,
+  options: PlanOptions = {},
+): Plan {
   const { prod, staging } = input.targets;
   const select = input.select ?? ['state:modified+', ...publishSelectors(publishSelectionOf(input))];
   return {
@@ -36,6 +42,7 @@ export function planCloneBack(input: DeployInput, capabilities: Capabilities): P
       ),
       auditStep(),
       selectStep(input, 'built'),
+      diffStep(input, options),
       backupStep(input),
       publishRelationsStep(input, staging, capabilities),
       verifyStep(input, `"${staging}"`),

@@ -92,6 +92,34 @@ export function auditStep(buildStepId = 'build'): Step {
   };
 }
 
+/** What a plan holds beyond its strategy's own process. */
+export interface PlanOptions {
+  /**
+   * The diff of prod against the candidate, with deploy.yml's audit rules, before the cut-over (on
+   * unless `false`). Off only where workflow code plans for a history recorded before plans were
+   * fixed at the start: such a history must get the plan it was recorded with.
+   */
+  diff?: boolean;
+}
+
+/**
+ * After the audit and the choice of what to publish, before anything touches prod or a backup (so the
+ * approval gate sits after it): every relation to publish against its prod version, and the rules.
+ */
+export function diffStep(input: DeployInput, options: PlanOptions = {}): Step | undefined {
+  if (options.diff === false) return undefined;
+  const rules = input.audits?.length ?? 0;
+  return {
+    id: 'diff',
+    activity: 'diffProd',
+    title:
+      `Diff every relation to publish against "${input.targets.prod}" (rows added, removed and changed by key, columns)` +
+      (rules ? ` and check ${rules} audit rule${rules === 1 ? '' : 's'}` : ''),
+    touches: 'nothing',
+    args: { buildStepId: 'build', prodTarget: input.targets.prod },
+  };
+}
+
 export function selectStep(input: DeployInput, scope: PublishScope): Step {
   const what = {
     all: 'every model the build produced (and prod relations it no longer has, to drop)',

@@ -7,6 +7,7 @@ import { CAPABILITIES, type Capabilities } from '../../activities/warehouses/cap
 import { type Plan, withAttempts } from '../plan.js';
 import { type DeployInput, type Operation, type PlanKind, STRATEGIES, type StrategyName } from '../types.js';
 import { planBlueGreen } from './blue-green.js';
+import type { PlanOptions } from './common.js';
 import { planCloneBack } from './clone-back.js';
 import { planMirrorRefresh } from './mirror.js';
 import { planRollback } from './rollback.js';
@@ -63,7 +64,11 @@ export class StrategyNotSupported extends Error {
 }
 
 /** Builds the plan a deploy will run. A closed switch: adding a strategy fails to compile until handled. */
-export function planDeploy(input: DeployInput, capabilities = CAPABILITIES[input.engine]): Plan {
+export function planDeploy(
+  input: DeployInput,
+  capabilities = CAPABILITIES[input.engine],
+  options: PlanOptions = {},
+): Plan {
   let strategy: Concrete;
   let chosen = '';
   if (input.strategy === 'auto') {
@@ -79,40 +84,45 @@ export function planDeploy(input: DeployInput, capabilities = CAPABILITIES[input
       `strategy "${strategy}" cannot run on ${input.engine}: ${refused} (strategies that work: ${supportedStrategies(capabilities).join(', ')})`,
     );
   }
-  const plan = withAttempts(planStrategy(strategy, input, capabilities));
+  const plan = withAttempts(planStrategy(strategy, input, capabilities, options));
   return chosen ? { ...plan, rationale: `${chosen}${plan.rationale}` } : plan;
 }
 
-function planStrategy(strategy: Concrete, input: DeployInput, capabilities: Capabilities): Plan {
+function planStrategy(
+  strategy: Concrete,
+  input: DeployInput,
+  capabilities: Capabilities,
+  options: PlanOptions,
+): Plan {
   switch (strategy) {
     case 'blue-green':
-      return planBlueGreen(input, capabilities);
+      return planBlueGreen(input, capabilities, options);
     case 'clone-back':
-      return planCloneBack(input, capabilities);
+      return planCloneBack(input, capabilities, options);
     case 'wap':
-      return planWap(input);
+      return planWap(input, options);
     case 'wac':
-      return planWac(input, capabilities);
+      return planWac(input, capabilities, options);
     case 'mirror':
-      return planMirrorRefresh(input, capabilities);
+      return planMirrorRefresh(input, capabilities, options);
     default:
       return assertNever(strategy);
   }
 }
 
 /** The plan of any operation the workflows run: a deploy, a mirror refresh or a rollback. */
-export function planOperation(input: DeployInput, operation: Operation): Plan {
+export function planOperation(input: DeployInput, operation: Operation, options: PlanOptions = {}): Plan {
   switch (operation) {
     case 'rollback':
       return planRollback(input);
     case 'mirror-refresh':
-      return planDeploy({ ...input, strategy: 'mirror' });
+      return planDeploy({ ...input, strategy: 'mirror' }, undefined, options);
     case 'deploy':
-      return planDeploy(input);
+      return planDeploy(input, undefined, options);
   }
 }
 
-export type { PlanKind };
+export type { PlanKind, PlanOptions };
 
 function assertNever(value: never): never {
   throw new Error(`unhandled strategy: ${String(value)}`);

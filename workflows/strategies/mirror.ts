@@ -10,6 +10,8 @@ import type { DeployInput } from '../types.js';
 import {
   auditStep,
   backupStep,
+  diffStep,
+  type PlanOptions,
   publishRelationsStep,
   resolveStep,
   selectStep,
@@ -19,7 +21,11 @@ import {
 
 export const DEFAULT_MIRROR_SELECT = ['tag:raw'];
 
-export function planMirrorRefresh(input: DeployInput, capabilities: Capabilities): Plan {
+export function planMirrorRefresh(
+  input: DeployInput,
+  capabilities: Capabilities,
+  options: PlanOptions = {},
+): Plan {
   const { staging } = input.targets;
   const select = input.mirror?.select ?? DEFAULT_MIRROR_SELECT;
   return {
@@ -36,6 +42,7 @@ export function planMirrorRefresh(input: DeployInput, capabilities: Capabilities
       },
       auditStep(),
       selectStep(input, 'built'),
+      diffStep(input, options),
       backupStep(input, 'mirror'),
       publishRelationsStep(input, staging, capabilities),
       verifyStep(input, `"${staging}"`),

@@ -12,6 +12,8 @@ import {
   auditStep,
   backupStep,
   buildStep,
+  diffStep,
+  type PlanOptions,
   resolveStep,
   restoreProd,
   steps,
@@ -19,7 +21,7 @@ import {
   verifyStep,
 } from './common.js';
 
-export function planWac(input: DeployInput, capabilities: Capabilities): Plan {
+export function planWac(input: DeployInput, capabilities: Capabilities, options: PlanOptions = {}): Plan {
   const { prod, staging } = input.targets;
   const published = publishedModels(input);
   const copyVerb = capabilities.zeroCopyClone ? 'Clone' : 'Copy';
@@ -40,6 +42,7 @@ export function planWac(input: DeployInput, capabilities: Capabilities): Plan {
         touches: 'nothing',
         args: { buildStepId: 'build', prodTarget: prod },
       },
+      diffStep(input, options),
       backupStep(input),
       {
         id: 'publish-tables',

@@ -12,6 +12,8 @@ import {
   auditStep,
   backupStep,
   buildStep,
+  diffStep,
+  type PlanOptions,
   resolveStep,
   restoreProd,
   selectStep,
@@ -19,7 +21,7 @@ import {
   syncRawLayerStep,
 } from './common.js';
 
-export function planWap(input: DeployInput): Plan {
+export function planWap(input: DeployInput, options: PlanOptions = {}): Plan {
   const { prod } = input.targets;
   const auditTarget = input.targets.audit ?? input.targets.staging;
   const published = publishedModels(input);
@@ -33,6 +35,7 @@ export function planWap(input: DeployInput): Plan {
       buildStep(input, { target: auditTarget }),
       auditStep(),
       selectStep(input, 'tagged'),
+      diffStep(input, options),
       backupStep(input),
       {
         id: 'publish',

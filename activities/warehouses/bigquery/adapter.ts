@@ -349,6 +349,10 @@ export class BigQueryAdapter implements WarehouseAdapter {
     return { relation, rows: Number(row['row_count'] ?? 0), checksum: String(row['checksum'] ?? '0') };
   }
 
+  query(sql: string): Promise<Row[]> {
+    return this.run({ kind: 'query', sql });
+  }
+
   async close(): Promise<void> {}
 
   /** What sits where a table is about to land, and whether its columns and layout match the source's. */

@@ -207,6 +207,10 @@ export class DuckDbAdapter implements WarehouseAdapter {
     return { relation, rows: Number(row['row_count'] ?? 0), checksum: String(row['checksum'] ?? '0') };
   }
 
+  query(sql: string): Promise<Row[]> {
+    return this.execute(sql);
+  }
+
   async close(): Promise<void> {
     this.connection.closeSync();
     this.instance.closeSync();

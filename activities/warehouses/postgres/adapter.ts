@@ -330,6 +330,10 @@ export class PostgresAdapter implements WarehouseAdapter {
     return { relation, rows: Number(row?.['row_count'] ?? 0), checksum: String(row?.['checksum'] ?? '0') };
   }
 
+  query(sql: string): Promise<Row[]> {
+    return this.execute(sql);
+  }
+
   async close(): Promise<void> {
     await this.client.end();
   }

@@ -263,6 +263,10 @@ export class SnowflakeAdapter implements WarehouseAdapter {
     return { relation, rows: Number(row?.['row_count'] ?? 0), checksum: String(row?.['checksum'] ?? '0') };
   }
 
+  query(statement: string): Promise<Row[]> {
+    return this.execute(statement);
+  }
+
   async close(): Promise<void> {
     await this.session.close();
   }
