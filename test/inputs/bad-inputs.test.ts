@@ -149,7 +149,7 @@ const CORPUS: BadInput[] = [
     name: 'deploy.yml: an unknown key like no other',
     files: { 'deploy.yml': `${ENV('')}colour: blue\n` },
     message:
-      /deploy\.yml: unknown key "colour" \(keys here: strategy, environments, publish, select, mirror, backups, approval\)$/,
+      /deploy\.yml: unknown key "colour" \(keys here: strategy, environments, publish, select, mirror, backups, approval, notify, audits, diff\)$/,
   },
   // publish: tags, or select as dbt selectors or a YAML selector's name
   {

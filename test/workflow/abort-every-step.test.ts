@@ -24,9 +24,16 @@ import {
 import { deployInput } from '../unit/deploy-input.js';
 
 const PROD = 'analytics';
-/** wap: its last prod change is a dbt build, and its last step records prod's state. */
+/**
+ * wap: its last prod change is a dbt build, and its last step records prod's state. The input names
+ * its publish selection, as every input the CLI makes does, so the plan is the one the worker runs.
+ */
 const PLAN = planDeploy(
-  deployInput({ strategy: 'wap', targets: { prod: 'prod', staging: 'staging', audit: 'audit' } }),
+  deployInput({
+    strategy: 'wap',
+    targets: { prod: 'prod', staging: 'staging', audit: 'audit' },
+    publish: { tags: ['mart', 'utils'] },
+  }),
 );
 
 interface Hold {
@@ -120,6 +127,7 @@ describe.sequential('an abort during every step of a wap deploy on DuckDB', () =
     // New source rows: a deploy that got through would change prod's fct_orders.
     await appendRawOrders(project.raw, { orders: 40 });
     expect(PLAN.steps.map((s) => s.id)).toEqual([
+      'check-publish',
       'resolve',
       'build',
       'audit',

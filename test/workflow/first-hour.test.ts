@@ -180,6 +180,7 @@ describe.sequential('the first hour with the example on DuckDB', () => {
         ['build', 'skipped'],
         ['audit', 'skipped'],
         ['select', 'skipped'],
+        ['diff', 'skipped'],
         ['backup', 'skipped'],
         ['publish-tables', 'skipped'],
         ['publish-views', 'skipped'],
