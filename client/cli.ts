@@ -496,6 +496,11 @@ export function buildCli(): Command {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // A reader that stops early (`dbt-deploy plan | head`) closes the pipe: the output ends there, no crash.
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+    process.exit(0);
+  });
   try {
     await buildCli().parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;

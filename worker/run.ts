@@ -78,7 +78,7 @@ export async function runWorker(options: RunWorkerOptions = {}): Promise<void> {
       : {}),
   });
   const drain = (signal: NodeJS.Signals) => {
-    // A second signal (a process manager and tsx may both relay one) must not end the drain early.
+    // A second signal (a process manager may send one to the group and one to the process) must not end the drain early.
     if (worker.getState() !== 'RUNNING') return;
     // Activities still running after the grace time are cancelled, fail, and are retried elsewhere.
     logger.info('draining: no new tasks, running activities may finish within the grace time', {

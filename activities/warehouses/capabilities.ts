@@ -209,7 +209,7 @@ export function readersSee(
     case 'rollback':
       return capabilities.publish.readersSee;
     case 'wac':
-      return `tables: ${capabilities.publish.readersSee}; then views one at a time as dbt re-creates them`;
+      return `tables: ${capabilities.publish.readersSee}; then the views, re-created from the SQL dbt compiled for prod`;
     case 'wap':
       return 'each model changes on its own as dbt rebuilds it in prod: for a while some models are new and others old';
   }

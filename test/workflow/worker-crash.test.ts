@@ -102,7 +102,8 @@ describe('a worker killed mid-deploy', () => {
     expect(prod['fct_orders']?.rows).toBe(600);
     for (const [name, relation] of Object.entries(prod)) expect(relation, name).toEqual(staging[name]);
 
-    // tsx relays the signal to the worker, as a process manager signalling the main process would.
+    // The worker process itself gets the signal, as from a process manager (bin/dbt-deploy runs one node
+    // process with tsx's loader: the `tsx` command, relaying to a child, killed it when busy).
     second.kill('SIGTERM');
     const stopped = await within(15_000, second);
     expect(stopped.exitCode, String(stopped.stderr)).toBe(0);

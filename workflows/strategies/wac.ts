@@ -55,7 +55,7 @@ export function planWac(input: DeployInput, capabilities: Capabilities, options:
       {
         id: 'publish-views',
         activity: 'publishViews',
-        title: `Re-create the selected views in "${prod}" with dbt`,
+        title: `Re-create the selected views in "${prod}" from the SQL dbt compiled for it`,
         touches: 'prod',
         args: { prodTarget: prod },
         compensation: restoreProd(input),
