@@ -37,6 +37,17 @@ async function temporal() {
   return { ...connection, ...deploys, ...follow, ...history, ...schedules };
 }
 
+/**
+ * The environment a command acts on, the Temporal modules and a client connected as configured: what
+ * every command about a running or past operation starts with.
+ */
+async function environmentClient(options: DeployOptions) {
+  const { project, env } = identifyEnvironment(options);
+  const modules = await temporal();
+  const client = await modules.connectClient(modules.temporalSettings());
+  return { project, env, client, ...modules };
+}
+
 /** Where to act: the dbt project, its profiles, deploy.yml and the environment. */
 function targetOptions(command: Command): Command {
   return command
@@ -148,9 +159,7 @@ export function buildCli(): Command {
       .option(kind === 'approve' ? '--note <text>' : '--reason <text>', 'recorded with who and when')
       .option('--by <name>', 'who decides (default: user@host)')
       .action(async (options: DeployOptions & { note?: string; reason?: string; by?: string }) => {
-        const { project, env } = identifyEnvironment(options);
-        const { connectClient, decide, temporalSettings, whoAmI } = await temporal();
-        const client = await connectClient(temporalSettings());
+        const { project, env, client, decide, whoAmI } = await environmentClient(options);
         const note = options.note ?? options.reason;
         const decision = await decide(client, project, env, kind, {
           by: options.by ?? whoAmI(),
@@ -166,9 +175,7 @@ export function buildCli(): Command {
     .description("follow the environment's running deploy until it ends, or say that none runs")
     .option('--json', 'print the result object as one JSON line when it ends')
     .action(async (options: DeployOptions & { json?: boolean }) => {
-      const { project, env } = identifyEnvironment(options);
-      const { connectClient, runningDeploy, temporalSettings } = await temporal();
-      const client = await connectClient(temporalSettings());
+      const { project, env, client, runningDeploy } = await environmentClient(options);
       const handle = await runningDeploy(client, project, env);
       if (!handle) {
         console.log(
@@ -187,9 +194,7 @@ export function buildCli(): Command {
     )
     .option('--json', 'print the diff as JSON (the whole file when this host can read it, else its summary)')
     .action(async (options: DeployOptions & { json?: boolean }) => {
-      const { project, env } = identifyEnvironment(options);
-      const { connectClient, runningDiff, temporalSettings } = await temporal();
-      const client = await connectClient(temporalSettings());
+      const { project, env, client, runningDiff } = await environmentClient(options);
       const found = await runningDiff(client, project, env);
       if (options.json) {
         console.log(JSON.stringify(found.full ?? found.summary));
@@ -220,9 +225,7 @@ export function buildCli(): Command {
     .option('--json', 'print one JSON array')
     .option('--limit <n>', 'how many', (v) => Number.parseInt(v, 10), 20)
     .action(async (options: DeployOptions & { json?: boolean; limit: number }) => {
-      const { project, env } = identifyEnvironment(options);
-      const { connectClient, deployHistory, formatHistory, temporalSettings } = await temporal();
-      const client = await connectClient(temporalSettings());
+      const { project, env, client, deployHistory, formatHistory } = await environmentClient(options);
       const lines = await deployHistory(client, project, env, options.limit);
       console.log(options.json ? JSON.stringify(lines) : formatHistory(lines));
     });
@@ -316,9 +319,7 @@ export function buildCli(): Command {
     )
     .action(async (options: DeployOptions & { rollback?: boolean; running?: boolean }) => {
       if (options.running) {
-        const { project, env } = identifyEnvironment(options);
-        const { connectClient, runningDeploy, temporalSettings } = await temporal();
-        const client = await connectClient(temporalSettings());
+        const { project, env, client, runningDeploy } = await environmentClient(options);
         const handle = await runningDeploy(client, project, env);
         if (!handle) {
           console.log(
