@@ -12,7 +12,7 @@ import { cpus } from 'node:os';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { execa } from 'execa';
 import { DBT_ENV, dbtBin } from '../activities/dbt.js';
 import { deployResult, newDeployId, startDeploy } from '../client/deploys.js';
@@ -32,6 +32,28 @@ interface Row {
   bare: number[];
   deploy: number[];
   starts: number[];
+  /** Per run: seconds from each activity's scheduling to its completion, in history order. */
+  steps: Array<Array<[string, number]>>;
+}
+
+let lastSteps: Array<[string, number]> = [];
+
+/** Where a deploy's time went: each activity, from scheduled to completed, read from its history. */
+async function activityTimes(handle: WorkflowHandle): Promise<Array<[string, number]>> {
+  const history = await handle.fetchHistory();
+  const scheduled = new Map<string, { name: string; at: number }>();
+  const times: Array<[string, number]> = [];
+  const seconds = (event: (typeof history.events)[number]) =>
+    Number(event.eventTime?.seconds ?? 0) + (event.eventTime?.nanos ?? 0) / 1e9;
+  for (const event of history.events ?? []) {
+    const attributes = event.activityTaskScheduledEventAttributes;
+    if (attributes)
+      scheduled.set(String(event.eventId), { name: attributes.activityType?.name ?? '?', at: seconds(event) });
+    const done = event.activityTaskCompletedEventAttributes;
+    const start = done && scheduled.get(String(done.scheduledEventId));
+    if (start) times.push([start.name, seconds(event) - start.at]);
+  }
+  return times;
 }
 
 function median(values: number[]): number {
@@ -119,15 +141,17 @@ try {
       const deploy = async () => {
         const prepared = prepareDeploy({ projectDir: dir, strategy });
         const input = { ...prepared.input, deployId: newDeployId(prepared.input.env) };
-        const result = await deployResult(await startDeploy(client, input, taskQueue));
+        const handle = await startDeploy(client, input, taskQueue);
+        const result = await deployResult(handle);
         if (result.status !== 'published')
           throw new Error(`${strategy} deploy ${result.status}: ${result.reason}`);
+        lastSteps = await activityTimes(handle);
         return join(dir, 'target', 'dbt-deploy', input.deployId);
       };
       // Not counted: the first build parses from scratch and the first deploy creates prod.
       await bare();
       await deploy();
-      const row: Row = { project, strategy, bare: [], deploy: [], starts: [] };
+      const row: Row = { project, strategy, bare: [], deploy: [], starts: [], steps: [] };
       for (let run = 0; run < RUNS; run += 1) {
         row.bare.push(await timed(bare));
         let artifacts = '';
@@ -137,6 +161,7 @@ try {
           }),
         );
         row.starts.push(await dbtStarts(artifacts));
+        row.steps.push(lastSteps);
       }
       rows.push(row);
       console.error(`${project} ${strategy}: bare ${row.bare.map((s) => s.toFixed(1)).join(' ')}`);
@@ -173,6 +198,16 @@ for (const row of rows) {
   const deploy = median(row.deploy);
   console.log(
     `| ${row.project} | ${row.strategy} | duckdb | ${bare.toFixed(1)} | ${deploy.toFixed(1)} | ${(deploy / bare).toFixed(2)} | ${median(row.starts)} | ${row.bare.length} |`,
+  );
+}
+console.log('');
+console.log('Where the median deploy of each row spent its time (activity scheduled to completed, seconds):');
+console.log('');
+for (const row of rows) {
+  const middle = row.deploy.indexOf(median(row.deploy));
+  const steps = row.steps[middle] ?? [];
+  console.log(
+    `- ${row.project} ${row.strategy}: ${steps.map(([name, time]) => `${name} ${time.toFixed(1)}`).join(', ')}`,
   );
 }
 console.log('');
