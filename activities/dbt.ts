@@ -59,7 +59,7 @@ export interface DbtInvocation {
   onProgress?: (progress: DbtProgress) => void;
   /** Added to dbt's environment (an engine's switches, never credentials: dbt reads those itself). */
   env?: Record<string, string>;
-  /** The target's engine, so a warm dbt process has its adapter imported ahead (see dbt-process.ts). */
+  /** The target's engine, so the fork server has its adapter imported ahead (see dbt-process.ts). */
   engine?: string;
 }
 
@@ -151,7 +151,7 @@ export async function runDbt(invocation: DbtInvocation): Promise<DbtOutcome> {
       ? ['--partial-parse-file-path', invocation.partialParseFile]
       : []),
   ];
-  const child = startDbt(bin, args, {
+  const { dbt: child } = await startDbt(bin, args, {
     cwd: invocation.projectDir,
     env: { ...(process.env as Record<string, string>), ...invocation.env, ...DBT_ENV },
     ...(invocation.engine ? { engine: invocation.engine } : {}),
