@@ -209,11 +209,15 @@ signal.signal(signal.SIGTERM, relay)
 signal.signal(signal.SIGHUP, relay)
 signal.signal(signal.SIGINT, signal.SIG_IGN)
 ended = connection.makefile('rb').readline().split()
-if len(ended) == 2 and ended[0] == b'signal':
+if len(ended) != 2:
+    # The server went away before dbt ended (killed with its worker's group): as if dbt was stopped.
+    sys.stderr.write('dbt-deploy: the dbt fork server ended before dbt did\\n')
+    ended = [b'signal', b'%d' % signal.SIGTERM]
+if ended[0] == b'signal':
     number = int(ended[1])
     signal.signal(number, signal.SIG_DFL)
     os.kill(os.getpid(), number)
-os._exit(int(ended[1]) if len(ended) == 2 else 1)
+os._exit(int(ended[1]))
 `;
 
 const REQUEST_VARIABLE = 'DEPLOY_DBT_REQUEST';
