@@ -190,16 +190,18 @@ while True:
 
 /**
  * The stand-in the worker starts for each invocation: `argv` is the socket, then the dbt command line
- * (so the process shows as that command). It passes its three descriptors and the invocation, relays
+ * (so the process shows as that command), and stdin brings the invocation as one JSON line (arguments,
+ * working directory, environment). It passes its three descriptors and the invocation on, relays
  * SIGTERM and SIGHUP (a Ctrl-C reaches dbt directly, through the process group), and ends as dbt did.
  */
 const STAND_IN = `
-import json, os, signal, socket, sys
+import os, signal, socket, sys
+# The invocation comes on stdin, one line: an environment can be longer than one variable may be.
+request = sys.stdin.buffer.readline()
 connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 connection.connect(sys.argv[1])
 socket.send_fds(connection, [b'r'], [0, 1, 2])
-request = json.loads(os.environ.pop('DEPLOY_DBT_REQUEST'))
-connection.sendall(json.dumps(request).encode() + b'\\n')
+connection.sendall(request)
 def relay(number, frame):
     try:
         connection.sendall(b'%d\\n' % number)
@@ -220,7 +222,6 @@ if ended[0] == b'signal':
 os._exit(int(ended[1]))
 `;
 
-const REQUEST_VARIABLE = 'DEPLOY_DBT_REQUEST';
 /**
  * Both scripts come through the environment, not the command line: the server's command line then
  * names no dbt command (a `pgrep -f dbt` finds only processes running one), and the stand-in's is
@@ -258,13 +259,14 @@ export async function startDbt(bin: string, args: string[], start: DbtStart): Pr
   if (!python || !server)
     return { dbt: execa(bin, args, { ...OPTIONS, cwd: start.cwd, env: start.env, extendEnv: false }) };
   const [interpreter = 'python3', ...pre] = python;
-  const request = JSON.stringify({ args, cwd: start.cwd, env: start.env });
   const dbt = execa(interpreter, [...pre, '-I', '-S', '-c', BOOT, server.socket, 'dbt', ...args], {
     ...OPTIONS,
     cwd: start.cwd,
-    env: { [SCRIPT_VARIABLE]: STAND_IN, [REQUEST_VARIABLE]: request },
+    env: { [SCRIPT_VARIABLE]: STAND_IN },
     extendEnv: false,
   });
+  dbt.stdin?.on('error', () => undefined);
+  dbt.stdin?.end(`${JSON.stringify({ args, cwd: start.cwd, env: start.env })}\n`);
   return { dbt };
 }
 
