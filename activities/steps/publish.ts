@@ -23,7 +23,7 @@ import {
 import { backupHandle } from '../../workflows/state.js';
 import { writeDeployReport } from '../report.js';
 import { type RelationMap, schemaPairs } from '../relation-map.js';
-import { relationName } from '../warehouses/adapter.js';
+import { kindsOf, relationName } from '../warehouses/adapter.js';
 import {
   dbt,
   expectedFingerprints,
@@ -212,9 +212,9 @@ export function publishSteps(paths: StepPaths) {
             );
           }
         }
+        const kindOf = await kindsOf(w, publishSet.drop ?? []);
         for (const relation of publishSet.drop ?? [])
-          if ((await w.relationKind(relation)) !== 'absent')
-            found.push(`${relationName(relation)} was not dropped`);
+          if (kindOf(relation) !== 'absent') found.push(`${relationName(relation)} was not dropped`);
         // Retention only after a verified publish, in the same session with the warehouse.
         return { mismatches: found, pruned: found.length ? '' : await pruneBackups(w, input) };
       });

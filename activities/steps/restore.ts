@@ -5,7 +5,7 @@
 
 import { ApplicationFailure } from '@temporalio/common';
 import { backupHandle } from '../../workflows/state.js';
-import { relationName } from '../warehouses/adapter.js';
+import { kindsOf, relationName } from '../warehouses/adapter.js';
 import {
   backupIn,
   forgetProdStateBefore,
@@ -61,8 +61,12 @@ export function restoreSteps(paths: StepPaths) {
       const { from, mismatches, pruned } = await warehouse(input, args.prodTarget, async (w) => {
         const from = await requireBackupIn(w, handle);
         const found: string[] = [];
+        const kindOf = await kindsOf(
+          w,
+          from.entries.map((entry) => entry.prod),
+        );
         for (const entry of from.entries) {
-          const kind = await w.relationKind(entry.prod);
+          const kind = kindOf(entry.prod);
           if (kind !== entry.kind) {
             found.push(`${relationName(entry.prod)} is ${kind}, the backup had ${entry.kind}`);
           } else if (entry.kind === 'table' && entry.copy) {

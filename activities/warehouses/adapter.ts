@@ -66,6 +66,11 @@ export interface WarehouseAdapter {
   /** How this engine spells and compares names (Snowflake folds unquoted names to upper case). */
   readonly dialect: Dialect;
   relationKind(relation: Relation): Promise<RelationKind>;
+  /**
+   * The kinds of many relations at once, where the engine's catalog makes asking one at a time cost
+   * more than reading it whole (DuckDB). Absent elsewhere: see `kindsOf`.
+   */
+  relationKinds?(relations: Relation[]): Promise<(relation: Relation) => RelationKind>;
   /** Tables and views in one location, sorted by name. */
   listRelations(location: Location): Promise<Array<{ relation: Relation; kind: 'table' | 'view' }>>;
   /**
@@ -143,4 +148,16 @@ export {
 /** `"database"."schema"."identifier"` as written (DuckDB, PostgreSQL); engines that fold use their dialect. */
 export function quoteRelation(relation: Relation): string {
   return [relation.database, relation.schema, relation.identifier].map(quoteIdentifier).join('.');
+}
+
+/** The kinds of `relations` as of now, read at once where the engine can, else one at a time. */
+export async function kindsOf(
+  w: WarehouseAdapter,
+  relations: Relation[],
+): Promise<(relation: Relation) => RelationKind> {
+  if (w.relationKinds) return w.relationKinds(relations);
+  const kinds = new Map<string, RelationKind>();
+  for (const relation of relations)
+    kinds.set(w.dialect.relationKey(relation), await w.relationKind(relation));
+  return (relation) => kinds.get(w.dialect.relationKey(relation)) ?? 'absent';
 }

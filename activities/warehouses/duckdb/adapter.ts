@@ -91,7 +91,7 @@ export class DuckDbAdapter implements WarehouseAdapter {
    * DuckDB has, so asking once per relation makes a cut-over of n tables cost n² (19 s of lookups for
    * 1,000 tables). Kinds are as of the call; the statements built from them run after it.
    */
-  private async kindsOf(relations: Relation[]): Promise<(relation: Relation) => RelationKind> {
+  async relationKinds(relations: Relation[]): Promise<(relation: Relation) => RelationKind> {
     const kinds = new Map<string, RelationKind>();
     const schemas = new Map<string, Location>();
     for (const relation of relations)
@@ -125,7 +125,7 @@ export class DuckDbAdapter implements WarehouseAdapter {
     }
     statements.push(`CREATE SCHEMA ${quoteLocation(location)}`);
     const rows: ManifestRow[] = [];
-    const kindOf = await this.kindsOf(relations);
+    const kindOf = await this.relationKinds(relations);
     for (const [index, prod] of relations.entries()) {
       const kind = kindOf(prod);
       if (kind === 'table') {
@@ -150,7 +150,7 @@ export class DuckDbAdapter implements WarehouseAdapter {
       (recorded?.rows ?? []).map((row) => [this.dialect.relationKey(row.entry.prod), row]),
     );
     const statements: string[] = [];
-    const kindOf = await this.kindsOf(backup.entries.map((entry) => entry.prod));
+    const kindOf = await this.relationKinds(backup.entries.map((entry) => entry.prod));
     for (const entry of backup.entries) statements.push(...dropStatements(entry.prod, kindOf(entry.prod)));
     for (const entry of backup.entries) {
       if (entry.kind === 'table' && entry.copy) {
@@ -189,7 +189,7 @@ export class DuckDbAdapter implements WarehouseAdapter {
 
   async replaceRelations(change: RelationChange): Promise<void> {
     const statements: string[] = [];
-    const kindOf = await this.kindsOf([
+    const kindOf = await this.relationKinds([
       ...change.tables.map((t) => t.to),
       ...change.views.map((v) => v.to),
       ...change.drop,
