@@ -1,4 +1,5 @@
 import { defineConfig } from 'vitest/config';
+import LongestFirst from './test/support/sequencer.js';
 
 export default defineConfig({
   test: {
@@ -8,6 +9,8 @@ export default defineConfig({
     globalSetup: ['test/support/global-setup.ts'],
     // Each test file removes the folders and databases it made, also when a test fails.
     setupFiles: ['test/support/cleanup.ts'],
+    // Long files first, so the run does not end with one worker finishing a long file alone.
+    sequence: { sequencer: LongestFirst },
     pool: 'forks',
     // dbt is CPU-bound and the machine has 2 cores: more parallel files only slow each other down.
     maxWorkers: 2,
