@@ -67,6 +67,11 @@ export const DeployConfigSchema = z.strictObject({
   audits: AuditsSchema.optional(),
   /** How much the diff shows, and past which size it compares a sample of keys (docs/audits.md). */
   diff: DiffConfigSchema.optional(),
+  /**
+   * How long a step may go without a heartbeat before Temporal counts its worker as lost and retries
+   * the step (steps beat every 2 s). A duration with a unit, at least 5s; unset: 20s.
+   */
+  heartbeat_timeout: z.string().optional(),
 });
 
 export type DeployConfig = z.infer<typeof DeployConfigSchema>;

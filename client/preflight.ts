@@ -102,6 +102,7 @@ export function prepareDeploy(options: DeployOptions): PreparedDeploy {
   requireDbt();
   if (checkStrategy) requireSupported(strategy, engine, configPath);
   const approval = approvalOf(config, options, configPath);
+  const heartbeatTimeout = heartbeatTimeoutOf(config, configPath);
   if (config.notify) {
     const problem = checkWebhookTemplate(config.notify.webhook);
     if (problem) throw new UsageError(`${configPath}: notify.webhook: ${problem}`);
@@ -132,6 +133,7 @@ export function prepareDeploy(options: DeployOptions): PreparedDeploy {
       ...(config.notify ? { notify: { webhook: config.notify.webhook, on: config.notify.on } } : {}),
       ...(config.audits?.length ? { audits: auditRulesOf(config.audits) } : {}),
       ...(config.diff ? { diff: diffSettingsOf(config.diff) } : {}),
+      ...(heartbeatTimeout ? { heartbeatTimeout } : {}),
       ...(options.vars !== undefined ? { vars: options.vars } : {}),
       ...(options.gitSha ? { gitSha: options.gitSha } : {}),
     },
@@ -173,23 +175,50 @@ function approvalOf(
   if (!config.approval.required && !options.requireApproval) return undefined;
   // The gate guards what a deploy publishes: a rollback or a raw-layer refresh does not wait at it.
   if (options.forRollback || options.strategy === 'mirror') return undefined;
-  if (/^\s*\d+(\.\d+)?\s*$/.test(config.approval.timeout)) {
+  durationMs(config.approval.timeout, 'approval.timeout', configPath, {
+    unit: 'm or 24h',
+    examples: '30m, 24h, "2 days"',
+  });
+  return { required: true, timeout: config.approval.timeout, onTimeout: config.approval.on_timeout };
+}
+
+/** The least `heartbeat_timeout`: steps beat every 2 s, so a shorter one would fail steps that are fine. */
+const MIN_HEARTBEAT_TIMEOUT_MS = 5_000;
+
+function heartbeatTimeoutOf(config: DeployConfig, configPath: string): string | undefined {
+  const value = config.heartbeat_timeout;
+  if (value === undefined) return undefined;
+  const ms = durationMs(value, 'heartbeat_timeout', configPath, { unit: 's', examples: '20s, 1m' });
+  if (ms < MIN_HEARTBEAT_TIMEOUT_MS) {
     throw new UsageError(
-      `${configPath}: approval.timeout: "${config.approval.timeout}" needs a unit (e.g. ${config.approval.timeout.trim()}m or 24h); a bare number would mean milliseconds`,
+      `${configPath}: heartbeat_timeout: "${value}" is below 5s; steps heartbeat every 2 s, so a shorter timeout would fail healthy steps`,
+    );
+  }
+  return value;
+}
+
+/** A deploy.yml duration (`30m`, `24h`, `2 days`) in milliseconds; refused with one line naming the key. */
+function durationMs(
+  value: string,
+  key: string,
+  configPath: string,
+  hint: { unit: string; examples: string },
+): number {
+  if (/^\s*\d+(\.\d+)?\s*$/.test(value)) {
+    throw new UsageError(
+      `${configPath}: ${key}: "${value}" needs a unit (e.g. ${value.trim()}${hint.unit}); a bare number would mean milliseconds`,
     );
   }
   let ms: number;
   try {
-    ms = msToNumber(config.approval.timeout as Duration);
+    ms = msToNumber(value as Duration);
   } catch {
     ms = Number.NaN;
   }
   if (!Number.isFinite(ms) || ms <= 0) {
-    throw new UsageError(
-      `${configPath}: approval.timeout: "${config.approval.timeout}" is not a duration (e.g. 30m, 24h, "2 days")`,
-    );
+    throw new UsageError(`${configPath}: ${key}: "${value}" is not a duration (e.g. ${hint.examples})`);
   }
-  return { required: true, timeout: config.approval.timeout, onTimeout: config.approval.on_timeout };
+  return ms;
 }
 
 /**

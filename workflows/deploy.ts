@@ -424,6 +424,8 @@ async function runStep(
   const options: ActivityOptions = {
     ...ACTIVITY_DEFAULTS,
     retry: { ...ACTIVITY_DEFAULTS.retry, maximumAttempts: step.attempts ?? 3 },
+    // Activity options are not replayed against history: an input without the key keeps 20 s.
+    ...(input.heartbeatTimeout ? { heartbeatTimeout: input.heartbeatTimeout } : {}),
     summary: step.title,
     ...pin,
   };

@@ -95,6 +95,11 @@ export interface DeployInput {
   audits?: AuditRule[];
   /** deploy.yml `diff`: sample rows shown, and the size past which keys are compared on a sample. */
   diff?: DiffSettings;
+  /**
+   * deploy.yml `heartbeat_timeout`: how long a step may go without a heartbeat before its worker counts
+   * as lost and the step is retried. Unset: 20 s (`ACTIVITY_DEFAULTS` in workflows/deploy.ts).
+   */
+  heartbeatTimeout?: string;
 }
 
 /**

@@ -176,6 +176,8 @@ export async function runTrial(env: ChaosEnvironment, spec: TrialSpec): Promise<
         `  ${envName}: {target: prod, staging_target: staging, audit_target: audit}`,
         'publish: {tags: [mart, utils]}',
         'backups: {keep: 3}',
+        // Half the default: a killed or frozen worker's step is retried sooner, and the trial ends sooner.
+        'heartbeat_timeout: 10s',
         '',
       ].join('\n'),
     );

@@ -128,6 +128,9 @@ const { worker, connection } = await createDeployWorker({
   workflowBundle: { codePath: env('CHAOS_BUNDLE') },
   activities: fault ? withFault(real, fault) : real,
   shutdownGraceTime: '2 seconds',
+  // A trial's worker runs one deploy, so a step never waits for a free slot on its host: a host that
+  // picks nothing up for 10 s is gone (killed or frozen). The default minute only made trials wait.
+  hostLossTimeout: '10 seconds',
 });
 process.stdout.write(`${JSON.stringify({ chaos: 'ready', pid: process.pid })}\n`);
 try {

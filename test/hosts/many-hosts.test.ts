@@ -7,7 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp } from 'node:fs/promises';
+import { appendFile, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
@@ -40,6 +40,8 @@ describe('many worker hosts', () => {
 
   beforeAll(async () => {
     project = await exampleProject();
+    // The lost build's heartbeat times out sooner than the default 20 s: the test waits less.
+    await appendFile(join(project.dir, 'deploy.yml'), 'heartbeat_timeout: 10s\n');
     connection = await Connection.connect({ address: inject('temporalAddress') });
     client = new Client({ connection, namespace: NAMESPACE });
   });

@@ -149,7 +149,7 @@ const CORPUS: BadInput[] = [
     name: 'deploy.yml: an unknown key like no other',
     files: { 'deploy.yml': `${ENV('')}colour: blue\n` },
     message:
-      /deploy\.yml: unknown key "colour" \(keys here: strategy, environments, publish, select, mirror, backups, approval, notify, audits, diff\)$/,
+      /deploy\.yml: unknown key "colour" \(keys here: strategy, environments, publish, select, mirror, backups, approval, notify, audits, diff, heartbeat_timeout\)$/,
   },
   // publish: tags, or select as dbt selectors or a YAML selector's name
   {
@@ -211,6 +211,16 @@ const CORPUS: BadInput[] = [
     name: 'deploy.yml: approval.timeout that is no duration',
     files: { 'deploy.yml': `${ENV('')}approval: {required: true, timeout: soon}\n` },
     message: /approval\.timeout: "soon" is not a duration/,
+  },
+  {
+    name: 'deploy.yml: heartbeat_timeout without a unit',
+    files: { 'deploy.yml': `${ENV('')}heartbeat_timeout: "30"\n` },
+    message: /heartbeat_timeout: "30" needs a unit \(e\.g\. 30s\)/,
+  },
+  {
+    name: 'deploy.yml: heartbeat_timeout shorter than the steps beat',
+    files: { 'deploy.yml': `${ENV('')}heartbeat_timeout: 2s\n` },
+    message: /heartbeat_timeout: "2s" is below 5s; steps heartbeat every 2 s/,
   },
   {
     name: 'deploy.yml: approval.on_timeout that is neither abort nor approve',

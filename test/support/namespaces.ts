@@ -4,6 +4,11 @@ export const TEST_NAMESPACES = [
   'test-workflow',
   'test-duckdb',
   'test-postgres',
+  // The incremental and mirror scenarios run in files of their own, beside the strategies' files.
+  'test-duckdb-incremental',
+  'test-duckdb-mirror',
+  'test-postgres-incremental',
+  'test-postgres-mirror',
   'test-ui',
   'test-crash',
   'test-ops',

@@ -1,6 +1,6 @@
 /**
- * The strategy scenarios, written once and run against each engine by duckdb.test.ts and
- * postgres.test.ts. Every check reads the warehouse with a plain client: which relations exist, their
+ * The strategy scenarios, written once and run against each engine by the duckdb-*.test.ts and
+ * postgres-*.test.ts files (one file per scenario, so the run spreads them over its workers). Every check reads the warehouse with a plain client: which relations exist, their
  * rows and an md5 over their sorted rows.
  */
 import { readFile, writeFile } from 'node:fs/promises';

@@ -1,11 +1,12 @@
 /**
  * A worker lost in the middle of a deploy, as when its machine dies: SIGKILL takes the `dbt-deploy
  * worker` process and its dbt child at once. A second worker process takes over; the lost build is
- * retried once its heartbeat times out (20 s, ACTIVITY_DEFAULTS in workflows/deploy.ts; it was 60 s),
- * and the deploy publishes exactly once. SIGTERM then drains the second worker, which exits 0. The
+ * retried once its heartbeat times out (deploy.yml `heartbeat_timeout`, 10 s here instead of the
+ * default 20 s, so the test waits less), and the deploy publishes exactly once. SIGTERM then drains the second worker, which exits 0. The
  * test prints how long the deploy waited between the kill and the build's new attempt.
  */
 import { randomBytes } from 'node:crypto';
+import { appendFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { decodeTimeoutType } from '@temporalio/common';
@@ -31,6 +32,7 @@ describe('a worker killed mid-deploy', () => {
 
   beforeAll(async () => {
     project = await exampleProject();
+    await appendFile(join(project.dir, 'deploy.yml'), 'heartbeat_timeout: 10s\n');
     connection = await Connection.connect({ address: inject('temporalAddress') });
     client = new Client({ connection, namespace: NAMESPACE });
   });
@@ -94,6 +96,8 @@ describe('a worker killed mid-deploy', () => {
     // History records only the attempt that finished, with the failure of the one before it.
     expect(build?.attempt).toBeGreaterThan(1);
     expect(build?.lastFailure).toBe('HEARTBEAT');
+    // deploy.yml's heartbeat_timeout, not the default, is what the build was scheduled with.
+    expect(activities.heartbeatTimeouts.get('dbtBuild')).toBe(10);
     // A measurement, not a bound: the heartbeat timeout plus the retry's start on a loaded machine.
     console.log(`the lost build was due again ${retriedAfter.toFixed(1)} s after the kill`);
 
@@ -133,6 +137,8 @@ async function within(ms: number, worker: WorkerProcess): Promise<Result> {
 
 interface ActivityHistory {
   completed: string[];
+  /** The heartbeat timeout each activity type was last scheduled with, in seconds. */
+  heartbeatTimeouts: Map<string, number>;
   started: Array<{ type: string; attempt: number; lastFailure?: string }>;
 }
 
@@ -140,10 +146,15 @@ interface ActivityHistory {
 async function activityHistory(handle: WorkflowHandle): Promise<ActivityHistory> {
   const events = (await handle.fetchHistory()).events ?? [];
   const types = new Map<string, string>();
-  const history: ActivityHistory = { completed: [], started: [] };
+  const history: ActivityHistory = { completed: [], started: [], heartbeatTimeouts: new Map() };
   for (const event of events) {
     const scheduled = event.activityTaskScheduledEventAttributes;
-    if (scheduled) types.set(String(event.eventId), scheduled.activityType?.name ?? '');
+    if (scheduled) {
+      types.set(String(event.eventId), scheduled.activityType?.name ?? '');
+      const timeout = scheduled.heartbeatTimeout;
+      if (timeout)
+        history.heartbeatTimeouts.set(scheduled.activityType?.name ?? '', Number(timeout.seconds ?? 0));
+    }
     const started = event.activityTaskStartedEventAttributes;
     if (started) {
       const timeout = started.lastFailure?.timeoutFailureInfo?.timeoutType;

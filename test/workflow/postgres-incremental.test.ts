@@ -1,0 +1,4 @@
+/** Incremental models across three blue-green deploys on PostgreSQL, then rollback. */
+import { incrementalAndRollback } from './scenarios.js';
+
+incrementalAndRollback('postgres', 'test-postgres-incremental');

@@ -1,7 +1,0 @@
-/** Every strategy, rollback and the raw layer on a real PostgreSQL started by the test run. */
-import { incrementalAndRollback, mirrorLayer, strategyMatrix } from './scenarios.js';
-
-// A failing audit never reaches the adapter; on PostgreSQL it is checked once, for the swap.
-strategyMatrix('postgres', 'test-postgres', ['blue-green', 'clone-back', 'wap', 'wac'], ['blue-green']);
-incrementalAndRollback('postgres', 'test-postgres');
-mirrorLayer('postgres', 'test-postgres');
