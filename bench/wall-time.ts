@@ -43,12 +43,15 @@ async function activityTimes(handle: WorkflowHandle): Promise<Array<[string, num
   const history = await handle.fetchHistory();
   const scheduled = new Map<string, { name: string; at: number }>();
   const times: Array<[string, number]> = [];
-  const seconds = (event: (typeof history.events)[number]) =>
+  const seconds = (event: NonNullable<typeof history.events>[number]) =>
     Number(event.eventTime?.seconds ?? 0) + (event.eventTime?.nanos ?? 0) / 1e9;
   for (const event of history.events ?? []) {
     const attributes = event.activityTaskScheduledEventAttributes;
     if (attributes)
-      scheduled.set(String(event.eventId), { name: attributes.activityType?.name ?? '?', at: seconds(event) });
+      scheduled.set(String(event.eventId), {
+        name: attributes.activityType?.name ?? '?',
+        at: seconds(event),
+      });
     const done = event.activityTaskCompletedEventAttributes;
     const start = done && scheduled.get(String(done.scheduledEventId));
     if (start) times.push([start.name, seconds(event) - start.at]);
