@@ -126,12 +126,14 @@ export function buildSteps(paths: StepPaths) {
       const mirror = input.mirror;
       // `dbt ls` never opens the warehouse, so the listings run beside the compile instead of after it.
       const [, listing, raw] = await Promise.all([
-        // Compiling for prod gives each model's prod relation and, for views, the SELECT prod needs.
+        // A manifest compiled for prod holds every node's prod relation, compiled or not; only views
+        // need their SELECT for prod, so only they are compiled (on a large project, most models are
+        // tables, and their introspective macros would query prod for nothing).
         dbt(
           parseCacheOf(input),
           input,
           args.prodTarget,
-          ['compile', '--target', args.prodTarget, '--select', 'resource_type:model'],
+          ['compile', '--target', args.prodTarget, '--select', 'config.materialized:view'],
           join(dir, 'prod'),
         ),
         dbt(
