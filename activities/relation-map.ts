@@ -44,6 +44,15 @@ export interface ListedModel {
   config?: { materialized: string };
 }
 
+/** The flags that make `dbt ls` print one `ListedModel` per line, and write no manifest (nobody's, and a second). */
+export const LS_LISTED = [
+  '--output',
+  'json',
+  '--output-keys',
+  'unique_id name database schema alias',
+  '--no-write-json',
+];
+
 /** What holds rows: copied by a sync and by a publish. */
 export const TABLE_MATERIALIZATIONS: ReadonlySet<string> = new Set([
   'table',
@@ -108,25 +117,26 @@ export function buildRelationMap(
   return { ...targets, models };
 }
 
-/** A manifest node in the shape `dbt ls --output json` prints it, for joining with `buildRelationMap`. */
+/** A manifest node in the shape `dbt ls --output json` prints it (materialization included). */
 export function listedOf(node: ManifestNode): string {
   const { unique_id, name, database, schema, alias } = node;
-  return JSON.stringify({ unique_id, name, database: database ?? '', schema, alias });
+  const config = { materialized: node.config.materialized };
+  return JSON.stringify({ unique_id, name, database: database ?? '', schema, alias, config });
 }
 
 /**
- * The relation map of the nodes one `dbt compile --target prod` selected (its run_results): where each
- * lives in prod and its compiled SQL from that compile's manifest, and where the build put it from the
- * build's manifest. A selected node the build did not produce cannot be published.
+ * The relation map of the `selected` nodes: where each lives in prod and its SQL from a manifest
+ * compiled for prod (which selected them), and where the build put it from the build's manifest. A
+ * selected node the build did not produce cannot be published.
  */
 export function selectedRelationMap(
   prodManifest: Manifest,
-  selected: RunResults,
+  selected: Iterable<string>,
   buildManifest: Manifest,
   targets: { prodTarget: string; buildTarget: string },
 ): RelationMap {
   const listing: string[] = [];
-  for (const { unique_id } of selected.results) {
+  for (const unique_id of selected) {
     if (!resourceOf(unique_id)) continue;
     const built = buildManifest.nodes[unique_id];
     if (!built) throw new UnpublishableModel(`${unique_id} is in prod's selection but was not built`);

@@ -34,6 +34,13 @@ export interface StepArtifacts {
   dir: string;
   runResults?: ArtifactRef;
   manifest?: ArtifactRef;
+  /**
+   * A manifest compiled for prod before the build (wac's check step, `dbt compile --target prod` of
+   * what `publish` selects): every node's prod relation, and the selected views' SQL for prod.
+   */
+  prodManifest?: ArtifactRef;
+  /** The snapshots the build runs, listed for its target before it (wac's check step). */
+  buildSnapshots?: ArtifactRef;
 }
 
 /**
@@ -234,6 +241,14 @@ export function requireArtifact(
   const ref = state.artifacts?.[stepId]?.[kind];
   if (!ref) throw ApplicationFailure.nonRetryable(`step "${stepId}" left no ${kind} artifact`, 'PlanError');
   return ref;
+}
+
+/** What an earlier step prepared for the build and the steps after it (see `StepArtifacts`), if one did. */
+export function artifactAhead(
+  state: StepState,
+  kind: 'prodManifest' | 'buildSnapshots',
+): ArtifactRef | undefined {
+  return Object.values(state.artifacts ?? {}).find((artifacts) => artifacts[kind])?.[kind];
 }
 
 /** The publish set, read from the file the selecting step wrote (or carried inline, before references). */

@@ -51,8 +51,13 @@ export type PublishScope =
   | 'tagged';
 
 export type Step =
-  /** Lists what `publish` selects before anything is built, and stops the deploy when it selects no model. */
-  | (StepBase & { activity: 'checkPublishSelection'; args: { prodTarget: string } })
+  /**
+   * Lists what `publish` selects before anything is built, and stops the deploy when it selects no
+   * model. With `build` (wac's plans since it), it also compiles that selection for prod and lists the
+   * snapshots that build will run, so the build and the choice of what to publish start no dbt of
+   * their own for them.
+   */
+  | (StepBase & { activity: 'checkPublishSelection'; args: { prodTarget: string; build?: BuildArgs } })
   | (StepBase & { activity: 'dbtBuild'; args: BuildArgs })
   | (StepBase & {
       activity: 'audit';

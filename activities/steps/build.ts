@@ -3,7 +3,6 @@
  * build location up to prod, build and audit with dbt, and choose what to publish.
  */
 
-import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
@@ -20,14 +19,11 @@ import {
 } from '../artifacts.js';
 import {
   buildRelationMap,
-  type ListedModel,
+  LS_LISTED,
   MAPPED_RESOURCES,
   modelsIn,
-  pairListed,
   publishSetOf,
   type RelationMap,
-  type RelationPair,
-  relationOf,
   schemaPairs,
   selectedRelationMap,
   TABLE_MATERIALIZATIONS,
@@ -36,23 +32,24 @@ import {
 import { blockingSummary, explainAudit } from '../audit-reason.js';
 import { relationName, type WarehouseAdapter } from '../warehouses/adapter.js';
 import {
+  artifactAhead,
   dbt,
   publishedState,
   pruneBackups,
   recordProdState,
   relationsOf,
   requireArtifact,
-  requireArtifactDir,
   requirePublishSet,
   requireRelations,
   type StepArtifacts,
   type StepOutcome,
   type StepPaths,
   type StepRequest,
-  type StepState,
   warehouse,
 } from '../step-context.js';
-import { publishedIdsOf, publishListingOf } from './selection.js';
+import { buildSelection } from './build-selection.js';
+import { idOf, publishedIdsOf, publishListingOf } from './selection.js';
+import { snapshotsUpToProd, upToProd } from './up-to-prod.js';
 
 export function buildSteps(paths: StepPaths) {
   const { artifactsDirOf, prodStateDirOf, parseCacheOf } = paths;
@@ -129,12 +126,14 @@ export function buildSteps(paths: StepPaths) {
       const mirror = input.mirror;
       // `dbt ls` never opens the warehouse, so the listings run beside the compile instead of after it.
       const [, listing, raw] = await Promise.all([
-        // Compiling for prod gives each model's prod relation and, for views, the SELECT prod needs.
+        // A manifest compiled for prod holds every node's prod relation, compiled or not; only views
+        // need their SELECT for prod, so only they are compiled (on a large project, most models are
+        // tables, and their introspective macros would query prod for nothing).
         dbt(
           parseCacheOf(input),
           input,
           args.prodTarget,
-          ['compile', '--target', args.prodTarget, '--select', 'resource_type:model'],
+          ['compile', '--target', args.prodTarget, '--select', 'config.materialized:view'],
           join(dir, 'prod'),
         ),
         dbt(
@@ -224,7 +223,7 @@ export function buildSteps(paths: StepPaths) {
       // A deploy that resolved every relation before building (wac with a mirror) needs no dbt here.
       const relations =
         state.relations ??
-        (await compileSelection(
+        (await selectionMap(
           parseCacheOf(input),
           { input, state, stepId, args },
           artifactsDirOf(input),
@@ -296,16 +295,7 @@ export function buildSteps(paths: StepPaths) {
 /** The publish set, in the folder of the step that selected it; steps after it read the file. */
 const PUBLISH_SET_FILE = 'publish-set.json';
 
-// A listing is read from dbt's output; the manifest dbt would also write is nobody's and costs a second.
-const LS_KEYS = [
-  '--output',
-  'json',
-  '--output-keys',
-  'unique_id name database schema alias',
-  '--no-write-json',
-];
-const LS_MODELS = ['ls', '--resource-type', ...MAPPED_RESOURCES, ...LS_KEYS];
-const LS_SNAPSHOTS = ['ls', '--resource-type', 'snapshot', ...LS_KEYS];
+const LS_MODELS = ['ls', '--resource-type', ...MAPPED_RESOURCES, ...LS_LISTED];
 
 /** A build from the raw layer needs prod to hold it: `prodTables` are prod's tables the sync found. */
 function requireRawLayer(input: DeployInput, map: RelationMap, prodTables: Relation[]): void {
@@ -350,27 +340,53 @@ async function cloneBuildDatabase(
 }
 
 /**
- * wac's selection in one dbt start: `dbt compile --target prod` of the tagged models, every seed and
- * snapshot (see publishedWithEveryDeploy), minus the raw layer. Its manifest says where each node
- * lives in prod (custom schema macros honoured) and holds the views' SELECT for prod; the build's
- * manifest says where the build put them. Written as the step's relation map.
+ * wac's selection as a relation map, written as the step's file: where each published node lives in
+ * prod (custom schema macros honoured) and the views' SELECT for prod, from a manifest compiled for
+ * prod; where the build put each one, from the build's manifest. The check step compiled for prod
+ * before the build; for a deploy whose check did not (it ran before that change, or the plan has
+ * none), this compiles here.
  */
-async function compileSelection(
+async function selectionMap(
   parseCache: string,
-  { input, state, stepId, args }: StepRequest<{ buildStepId: string; prodTarget: string }>,
+  request: StepRequest<{ buildStepId: string; prodTarget: string }>,
   artifactsDir: string,
   checked: string[] | undefined,
 ): Promise<ArtifactRef> {
+  const { input, state, stepId, args } = request;
   const dir = join(artifactsDir, stepId);
   const buildManifest = await readArtifact<Manifest>(requireArtifact(state, args.buildStepId, 'manifest'));
+  const ahead = artifactAhead(state, 'prodManifest');
+  const prod =
+    ahead && checked
+      ? { manifest: await readArtifact<Manifest>(ahead), selected: checked.map(idOf) }
+      : await compileSelection(parseCache, input, args.prodTarget, dir, checked);
+  const map = selectedRelationMap(prod.manifest, prod.selected, buildManifest, {
+    prodTarget: args.prodTarget,
+    buildTarget: input.targets.staging,
+  });
+  return writeArtifact(join(dir, 'relations.json'), map);
+}
+
+/**
+ * `dbt compile --target prod` of wac's selection after its build, in one dbt start: the tagged models,
+ * every seed and snapshot (see publishedWithEveryDeploy), minus the raw layer. Its manifest and the
+ * nodes it selected, for `selectionMap`.
+ */
+async function compileSelection(
+  parseCache: string,
+  input: DeployInput,
+  prodTarget: string,
+  dir: string,
+  checked: string[] | undefined,
+): Promise<{ manifest: Manifest; selected: string[] }> {
   await dbt(
     parseCache,
     input,
-    args.prodTarget,
+    prodTarget,
     [
       'compile',
       '--target',
-      args.prodTarget,
+      prodTarget,
       '--select',
       // What the check step listed (any selector, seeds and snapshots included), by name; or, for a
       // plan without that step, the tagged models and every seed and snapshot.
@@ -388,113 +404,11 @@ async function compileSelection(
     ],
     dir,
   );
-  const map = selectedRelationMap(
-    await readArtifact<Manifest>(await artifactRef(join(dir, 'manifest.json'))),
-    await readArtifact<RunResults>(await artifactRef(join(dir, 'run_results.json'))),
-    buildManifest,
-    { prodTarget: args.prodTarget, buildTarget: input.targets.staging },
-  );
-  const file = join(dir, 'relations.json');
-  await writeFile(file, JSON.stringify(map, null, 2));
-  return artifactRef(file);
-}
-
-/**
- * Copies each prod table over its build relation, or drops the build relation where prod has no such
- * table, so what the build extends (incremental models, snapshots) starts from exactly what prod holds.
- */
-async function upToProd(
-  w: WarehouseAdapter,
-  pairs: Array<Pick<RelationPair, 'prod' | 'build'>>,
-): Promise<{ tables: Array<{ from: Relation; to: Relation }>; drop: Relation[] }> {
-  const tables: Array<{ from: Relation; to: Relation }> = [];
-  const drop: Relation[] = [];
-  for (const pair of pairs) {
-    if ((await w.relationKind(pair.prod)) === 'table') tables.push({ from: pair.prod, to: pair.build });
-    else if ((await w.relationKind(pair.build)) !== 'absent') drop.push(pair.build);
-  }
-  return { tables, drop };
-}
-
-/**
- * A snapshot's history exists only in prod: a build outside prod first copies prod's copy of every
- * snapshot it is about to run, as the sync does for incremental models, or its publish would replace
- * prod's history with the build location's. Builds in prod and builds after a full sync skip this;
- * plans without a resolve step (wac) ask dbt where the snapshots live.
- */
-async function snapshotsUpToProd(
-  parseCache: string,
-  { input, state, args }: StepRequest<BuildArgs>,
-  flags: string[],
-  dir: string,
-): Promise<string> {
-  if (args.target === input.targets.prod || state.syncedFromProd === args.target) return '';
-  const ls = (target: string, extra: string[], folder: string) =>
-    dbt(parseCache, input, target, [...LS_SNAPSHOTS, '--target', target, ...extra], join(dir, folder));
-  // The build's own selection, so only the snapshots this build runs are touched. Without a relation
-  // map, prod's listing runs beside it: `dbt ls` needs no turn with the warehouse.
-  const [listed, prodListed] = await Promise.all([
-    ls(args.target, flags, 'snapshots'),
-    state.relations ? undefined : ls(input.targets.prod, [], 'snapshots-prod'),
-  ]);
-  if (listed.listed.length === 0) return '';
-  let prodOf: (uniqueId: string) => Relation | undefined;
-  if (state.relations) {
-    const map = await readArtifact<RelationMap>(state.relations);
-    const byId = new Map(map.models.map((m) => [m.uniqueId, m.prod]));
-    prodOf = (id) => byId.get(id);
-  } else {
-    const byId = new Map(
-      (prodListed?.listed ?? []).map((line) => {
-        const node = JSON.parse(line) as ListedModel;
-        return [node.unique_id, relationOf(node)] as const;
-      }),
-    );
-    prodOf = (id) => byId.get(id);
-  }
-  const pairs = pairListed(listed.listed, prodOf);
-  const { tables } = await warehouse(input, input.targets.prod, async (w) => {
-    const change = await upToProd(w, pairs);
-    await w.replaceRelations({ ...change, views: [] });
-    return change;
-  });
-  const copied = tables.length > 0 ? [`${tables.length} snapshots copied from prod first`] : [];
-  const fresh = pairs.length - tables.length;
-  const started = fresh > 0 ? [`${fresh} snapshots start afresh (prod has none yet)`] : [];
-  return `; ${[...copied, ...started].join(', ')}`;
-}
-
-/** The flags a build step passes to dbt, and a note for its summary. */
-async function buildSelection(
-  state: StepState,
-  args: BuildArgs,
-  prodStateDir: string,
-): Promise<{ flags: string[]; note: string }> {
-  const exclude = args.exclude?.length ? ['--exclude', ...args.exclude] : [];
-  // A snapshot records the source as of each deploy and its code seldom changes, so a state-aware
-  // selection (clone-back) would leave its history behind: every such build runs the snapshots too.
-  const snapshots = args.stateAware ? ['resource_type:snapshot'] : [];
-  if (args.selectPublishSet) {
-    const { tables, views } = await requirePublishSet(state);
-    const names = [...tables, ...views].map((m) => m.name);
-    const defer = args.deferToStep
-      ? ['--defer', '--favor-state', '--state', requireArtifactDir(state, args.deferToStep)]
-      : [];
-    return { flags: ['--select', ...names, ...defer], note: ` (${names.length} selected models)` };
-  }
-  if (!args.select?.length) return { flags: exclude, note: '' };
-  const needsState = args.select.some((s) => s.includes('state:'));
-  if (needsState && args.stateAware) {
-    if (!existsSync(join(prodStateDir, 'manifest.json'))) {
-      // Nothing was published before: every model counts as changed.
-      return { flags: exclude, note: ' (no earlier deploy to compare with: every model)' };
-    }
-    return {
-      flags: ['--select', ...args.select, ...snapshots, '--state', prodStateDir, ...exclude],
-      note: '',
-    };
-  }
-  return { flags: ['--select', ...args.select, ...snapshots, ...exclude], note: '' };
+  const runResults = await readArtifact<RunResults>(await artifactRef(join(dir, 'run_results.json')));
+  return {
+    manifest: await readArtifact<Manifest>(await artifactRef(join(dir, 'manifest.json'))),
+    selected: runResults.results.map((r) => r.unique_id),
+  };
 }
 
 /**

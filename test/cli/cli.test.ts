@@ -200,9 +200,9 @@ describe('dbt-deploy CLI', () => {
     const result = await cli(['plan', '--project-dir', project.dir]);
     expect(result.exitCode).toBe(0);
     expect(result.stdout).toContain('strategy wac');
-    // The publish selection is listed first: one that selects nothing stops the deploy before its build.
+    // The publish selection is listed (and compiled) first: one that selects nothing stops the deploy before its build.
     expect(result.stdout).toMatch(
-      /1\. List the models publish\.tags \[mart, utils\] selects in "prod"; stop before the build if there are none \[touches nothing\]/,
+      /1\. List the models publish\.tags \[mart, utils\] selects and compile them for "prod", and the snapshots the build runs in "staging"; stop before the build if there are none \[touches nothing\]/,
     );
     expect(result.stdout).toMatch(/2\. Build and test every model in target "staging"/);
     expect(result.stdout).toMatch(/5\. Diff every relation to publish against "prod"/);

@@ -55,4 +55,17 @@ describe('the wac plan', () => {
     expect(custom.steps.find((s) => s.activity === 'publishTables')?.args).toEqual({ prodTarget: 'live' });
     expect(custom.rationale).toContain('tagged bi');
   });
+
+  it('checks the publish selection with the build it precedes, so the build and the selection need no dbt of their own', () => {
+    const selecting = planDeploy({ ...input, publish: { tags: ['mart'] } });
+    const build = selecting.steps.find((s) => s.activity === 'dbtBuild');
+    expect(selecting.steps[0]).toMatchObject({
+      id: 'check-publish',
+      args: { prodTarget: 'prod', build: build?.args },
+    });
+    expect(selecting.steps[0]?.title).toContain('compile them for "prod"');
+    // With a raw layer, the resolve step maps every relation before the build: the check only lists.
+    const mirrored = planDeploy({ ...input, publish: { tags: ['mart'] }, mirror: { select: ['tag:raw'] } });
+    expect(mirrored.steps[0]?.args).toEqual({ prodTarget: 'prod' });
+  });
 });

@@ -3,6 +3,7 @@
  * The deploys of one project run in order: each test starts from the prod the previous one left.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createActivities } from '../../activities/steps.js';
 import { appendRawOrders } from '../../examples/jaffle_shop/raw-data.js';
 import {
   type ExampleProject,
@@ -14,6 +15,16 @@ import {
   type TestWorker,
   withInjectedFault,
 } from '../support/harness.js';
+
+/** The tagged models, and with them the seed and the snapshot (every deploy publishes those). */
+const PUBLISHED = [
+  'customer_revenue',
+  'customer_segments',
+  'customers_snapshot',
+  'dim_customers',
+  'fct_orders',
+  'util_calendar',
+];
 
 describe.sequential('wac deploy on DuckDB', () => {
   let project: ExampleProject;
@@ -32,15 +43,7 @@ describe.sequential('wac deploy on DuckDB', () => {
     expect(result.audit?.passed).toBe(true);
     const prod = await snapshotSchema(project.database, 'analytics');
     const staging = await snapshotSchema(project.database, 'analytics_staging');
-    // The tagged models, and with them the seed and the snapshot (every deploy publishes those).
-    expect(Object.keys(prod).sort()).toEqual([
-      'customer_revenue',
-      'customer_segments',
-      'customers_snapshot',
-      'dim_customers',
-      'fct_orders',
-      'util_calendar',
-    ]);
+    expect(Object.keys(prod).sort()).toEqual(PUBLISHED);
     for (const [name, relation] of Object.entries(prod)) {
       expect(relation, name).toEqual(staging[name]);
     }
@@ -109,5 +112,33 @@ describe.sequential('wac deploy on DuckDB', () => {
         ),
       ),
     );
+  });
+
+  it('publishes the same relations when its check step ran on code from before the check compiled for prod', async () => {
+    await appendRawOrders(project.database, { orders: 10 });
+    // A deploy in flight across an upgrade: its check listed the selection only, so its build lists
+    // the snapshots and its selection compiles for prod themselves, as they did then.
+    const real = createActivities();
+    const older = await startTestWorker('test-workflow', {
+      ...real,
+      checkPublishSelection: ({ args, ...request }) =>
+        real.checkPublishSelection({ ...request, args: { prodTarget: args.prodTarget } }),
+    });
+    try {
+      const result = await older.deploy({ projectDir: project.dir });
+
+      expect(result.status, result.reason).toBe('published');
+      expect(result.steps.find((s) => s.id === 'build')?.summary).toContain(
+        '1 snapshots copied from prod first',
+      );
+      const prod = await snapshotSchema(project.database, 'analytics');
+      expect(Object.keys(prod).sort()).toEqual(PUBLISHED);
+      expect(prod['customer_revenue']?.kind).toBe('view');
+      expect(prod['fct_orders']?.rows).toBe(650);
+      const staging = await snapshotSchema(project.database, 'analytics_staging');
+      for (const [name, relation] of Object.entries(prod)) expect(relation, name).toEqual(staging[name]);
+    } finally {
+      await older.stop();
+    }
   });
 });

@@ -219,6 +219,26 @@ describe.sequential('the first hour with the example on DuckDB', () => {
   );
 
   it(
+    'the same YAML selector with wac: what it selects is compiled for prod before the build and published with the seed and the snapshot',
+    async () => {
+      const { result } = await deploy({});
+
+      expect(result.status, result.reason).toBe('published');
+      expect(result.steps[0]?.summary).toBe('1 models to publish: util_calendar');
+      expect(result.published.map((r) => r.split('.').at(-1)).sort()).toEqual([
+        'customer_segments',
+        'customers_snapshot',
+        'util_calendar',
+      ]);
+      const staging = await snapshotSchema(project.database, 'analytics_staging');
+      const after = await prod();
+      for (const name of ['customer_segments', 'customers_snapshot', 'util_calendar'])
+        expect(after[name], name).toEqual(staging[name]);
+    },
+    TIME,
+  );
+
+  it(
     'a scheduled deploy carries the same summary and details, and the schedule its own',
     async () => {
       const { input } = prepareDeploy({ projectDir: project.dir, gitSha: GIT_SHA });

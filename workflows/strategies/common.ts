@@ -10,16 +10,22 @@ import type { BackupOperation, DeployInput } from '../types.js';
 /**
  * The first step of a plan that publishes a selection (wac, wap): `dbt ls` of what `publish` selects,
  * so a selection that matches no model stops the deploy before the build. Inputs from before
- * `publish` existed plan without it, as they always did (their histories replay that plan).
+ * `publish` existed plan without it, as they always did (their histories replay that plan). Given the
+ * args of the `build` that follows, it also does the dbt work that build and the choice of what to
+ * publish need from prod (see the step's `build` arg), beside its own.
  */
-export function checkPublishStep(input: DeployInput): Step | undefined {
+export function checkPublishStep(input: DeployInput, build?: BuildArgs): Step | undefined {
   if (!input.publish) return undefined;
+  const { prod } = input.targets;
+  const what = publishSettingOf(input.publish);
   return {
     id: 'check-publish',
     activity: 'checkPublishSelection',
-    title: `List the models ${publishSettingOf(input.publish)} selects in "${input.targets.prod}"; stop before the build if there are none`,
+    title: build
+      ? `List the models ${what} selects and compile them for "${prod}", and the snapshots the build runs in "${build.target}"; stop before the build if there are none`
+      : `List the models ${what} selects in "${prod}"; stop before the build if there are none`,
     touches: 'nothing',
-    args: { prodTarget: input.targets.prod },
+    args: build ? { prodTarget: prod, build } : { prodTarget: prod },
   };
 }
 
@@ -70,7 +76,11 @@ export function syncRawLayerStep(input: DeployInput, buildTarget: string): Step 
   };
 }
 
-export function buildStep(input: DeployInput, args: BuildArgs, what = 'every model'): Step {
+export function buildStep(
+  input: DeployInput,
+  args: BuildArgs,
+  what = 'every model',
+): Extract<Step, { activity: 'dbtBuild' }> {
   const exclude = [...(args.exclude ?? []), ...(input.mirror?.select ?? [])];
   const fromRaw = input.mirror ? ' from the raw layer' : '';
   return {

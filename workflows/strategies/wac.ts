@@ -1,7 +1,7 @@
 /**
  * Write-Audit-Clone: build and test everything in staging, and only when every model and test passes,
- * copy the published tables (tags such as `mart`, `utils`) to prod. Views cannot be cloned, so dbt
- * re-creates them in prod after the tables they read are in place.
+ * copy the published tables (tags such as `mart`, `utils`) to prod. Views cannot be cloned: they are
+ * re-created in prod, from the SQL dbt compiled for it, after the tables they read are in place.
  */
 import type { Capabilities } from '../../activities/warehouses/capabilities.js';
 import type { Plan } from '../plan.js';
@@ -26,14 +26,17 @@ export function planWac(input: DeployInput, capabilities: Capabilities, options:
   const published = publishedModels(input);
   const copyVerb = capabilities.zeroCopyClone ? 'Clone' : 'Copy';
   const atomicity = capabilities.transactionalDdl ? ' in one transaction' : ', one table at a time';
+  const build = buildStep(input, { target: staging });
   return {
     strategy: 'wac',
     rationale: `build and audit in "${staging}", then ${copyVerb.toLowerCase()} only the tables ${published} to "${prod}"`,
     steps: steps(
-      checkPublishStep(input),
+      // Without a raw layer, the check also compiles for prod and lists the build's snapshots, so the
+      // build and the selection start no dbt of their own; with one, the resolve step maps everything.
+      checkPublishStep(input, input.mirror ? undefined : build.args),
       input.mirror ? resolveStep(input, staging) : undefined,
       syncRawLayerStep(input, staging),
-      buildStep(input, { target: staging }),
+      build,
       auditStep(),
       {
         id: 'select',
