@@ -41,6 +41,11 @@ export interface StepArtifacts {
   prodManifest?: ArtifactRef;
   /** The snapshots the build runs, listed for its target before it (wac's check step). */
   buildSnapshots?: ArtifactRef;
+  /**
+   * The table models prod lacks, which the sync therefore left out of the build location (names, a
+   * JSON list): a build that rebuilds only what changed must build them too (the sync step).
+   */
+  notInProd?: ArtifactRef;
 }
 
 /**
@@ -246,7 +251,7 @@ export function requireArtifact(
 /** What an earlier step prepared for the build and the steps after it (see `StepArtifacts`), if one did. */
 export function artifactAhead(
   state: StepState,
-  kind: 'prodManifest' | 'buildSnapshots',
+  kind: 'prodManifest' | 'buildSnapshots' | 'notInProd',
 ): ArtifactRef | undefined {
   return Object.values(state.artifacts ?? {}).find((artifacts) => artifacts[kind])?.[kind];
 }

@@ -5,7 +5,8 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BuildArgs } from '../../workflows/plan.js';
-import { requireArtifactDir, requirePublishSet, type StepState } from '../step-context.js';
+import { readArtifact } from '../artifacts.js';
+import { artifactAhead, requireArtifactDir, requirePublishSet, type StepState } from '../step-context.js';
 
 /** The flags a build step passes to dbt, and a note for its summary. */
 export async function buildSelection(
@@ -32,9 +33,12 @@ export async function buildSelection(
       // Nothing was published before: every model counts as changed.
       return { flags: exclude, note: ' (no earlier deploy to compare with: every model)' };
     }
+    // What prod lacks is not in the synced build location either: unchanged or not, it is built.
+    const notInProd = artifactAhead(state, 'notInProd');
+    const missing = notInProd ? await readArtifact<string[]>(notInProd) : [];
     return {
-      flags: ['--select', ...args.select, ...snapshots, '--state', prodStateDir, ...exclude],
-      note: '',
+      flags: ['--select', ...args.select, ...snapshots, ...missing, '--state', prodStateDir, ...exclude],
+      note: missing.length > 0 ? ` (and ${missing.length} that prod lacks)` : '',
     };
   }
   return { flags: ['--select', ...args.select, ...snapshots, ...exclude], note: '' };

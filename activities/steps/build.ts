@@ -30,7 +30,7 @@ import {
   UnpublishableModel,
 } from '../relation-map.js';
 import { blockingSummary, explainAudit } from '../audit-reason.js';
-import { relationName, type WarehouseAdapter } from '../warehouses/adapter.js';
+import { kindsOf, relationName, type WarehouseAdapter } from '../warehouses/adapter.js';
 import {
   artifactAhead,
   dbt,
@@ -45,6 +45,7 @@ import {
   type StepOutcome,
   type StepPaths,
   type StepRequest,
+  type StepState,
   warehouse,
 } from '../step-context.js';
 import { buildSelection } from './build-selection.js';
@@ -180,13 +181,22 @@ export function buildSteps(paths: StepPaths) {
     async syncFromProd({
       input,
       state,
+      stepId,
       args,
     }: StepRequest<{ buildTarget: string; only?: string[] }>): Promise<StepOutcome> {
       const map = await readArtifact<RelationMap>(requireRelations(state));
       return warehouse(input, input.targets.prod, async (w) => {
+        const stepDir = join(artifactsDirOf(input), stepId);
         if (!args.only) {
           const cloned = await cloneBuildDatabase(w, input, map);
-          if (cloned) return { summary: cloned, state: { syncedFromProd: args.buildTarget } };
+          if (cloned)
+            return {
+              summary: cloned,
+              state: {
+                syncedFromProd: args.buildTarget,
+                ...(await missingFromProd(w, map, stepId, stepDir)),
+              },
+            };
         }
         const models = args.only ? map.models.filter((m) => m.mirror) : map.models;
         const { tables, drop } = await upToProd(
@@ -204,7 +214,14 @@ export function buildSteps(paths: StepPaths) {
         return {
           summary: `copied ${tables.length} tables from prod into "${args.buildTarget}"${dropped}`,
           // The raw layer alone leaves the build's snapshots to the build step.
-          ...(args.only ? {} : { state: { syncedFromProd: args.buildTarget } }),
+          ...(args.only
+            ? {}
+            : {
+                state: {
+                  syncedFromProd: args.buildTarget,
+                  ...(await missingFromProd(w, map, stepId, stepDir)),
+                },
+              }),
         };
       });
     },
@@ -296,6 +313,32 @@ export function buildSteps(paths: StepPaths) {
 const PUBLISH_SET_FILE = 'publish-set.json';
 
 const LS_MODELS = ['ls', '--resource-type', ...MAPPED_RESOURCES, ...LS_LISTED];
+
+/**
+ * The tables and seeds of the project that prod lacks, because an earlier deploy published only some
+ * of them (wac publishes its tagged models): the sync leaves them out of the build location, so a
+ * build of only what changed would read relations that are not there. Their names go to a file the
+ * build step adds to its selection (see buildSelection).
+ */
+async function missingFromProd(
+  w: WarehouseAdapter,
+  map: RelationMap,
+  stepId: string,
+  dir: string,
+): Promise<Partial<Pick<StepState, 'artifacts'>>> {
+  // Snapshots are left out: every state-aware build runs them anyway.
+  const built = map.models.filter(
+    (m) => TABLE_MATERIALIZATIONS.has(m.materialized) && m.resourceType !== 'snapshot',
+  );
+  const kindOf = await kindsOf(
+    w,
+    built.map((m) => m.prod),
+  );
+  const missing = built.filter((m) => kindOf(m.prod) !== 'table').map((m) => m.name);
+  if (missing.length === 0) return {};
+  const notInProd = await writeArtifact(join(dir, 'not-in-prod.json'), missing);
+  return { artifacts: { [stepId]: { dir, notInProd } } };
+}
 
 /** A build from the raw layer needs prod to hold it: `prodTables` are prod's tables the sync found. */
 function requireRawLayer(input: DeployInput, map: RelationMap, prodTables: Relation[]): void {

@@ -16,7 +16,7 @@ import {
   type RelationPair,
   relationOf,
 } from '../relation-map.js';
-import type { WarehouseAdapter } from '../warehouses/adapter.js';
+import { kindsOf, type WarehouseAdapter } from '../warehouses/adapter.js';
 import { artifactAhead, dbt, type StepRequest, type StepState, warehouse } from '../step-context.js';
 import { buildSelection } from './build-selection.js';
 
@@ -40,9 +40,10 @@ export async function upToProd(
 ): Promise<{ tables: Array<{ from: Relation; to: Relation }>; drop: Relation[] }> {
   const tables: Array<{ from: Relation; to: Relation }> = [];
   const drop: Relation[] = [];
+  const kindOf = await kindsOf(w, [...pairs.map((p) => p.prod), ...pairs.map((p) => p.build)]);
   for (const pair of pairs) {
-    if ((await w.relationKind(pair.prod)) === 'table') tables.push({ from: pair.prod, to: pair.build });
-    else if ((await w.relationKind(pair.build)) !== 'absent') drop.push(pair.build);
+    if (kindOf(pair.prod) === 'table') tables.push({ from: pair.prod, to: pair.build });
+    else if (kindOf(pair.build) !== 'absent') drop.push(pair.build);
   }
   return { tables, drop };
 }

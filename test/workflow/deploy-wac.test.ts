@@ -141,4 +141,21 @@ describe.sequential('wac deploy on DuckDB', () => {
       await older.stop();
     }
   });
+
+  it('lets a clone-back deploy follow it: what prod lacks (the raw layer) is built and published too', async () => {
+    await appendRawOrders(project.database, { orders: 5 });
+    // wac published only the tagged models, so prod has no raw tables for clone-back's sync to copy;
+    // clone-back rebuilds only what changed, and must build what the sync could not bring.
+    expect(Object.keys(await snapshotSchema(project.database, 'analytics'))).not.toContain('raw_orders');
+
+    const result = await worker.deploy({ projectDir: project.dir, strategy: 'clone-back' });
+
+    expect(result.status, result.reason).toBe('published');
+    expect(result.steps.find((s) => s.id === 'build')?.summary).toContain('that prod lacks');
+    const prod = await snapshotSchema(project.database, 'analytics');
+    expect(prod['raw_orders']?.rows).toBe(655);
+    expect(prod['fct_orders']?.rows).toBe(655);
+    const staging = await snapshotSchema(project.database, 'analytics_staging');
+    for (const [name, relation] of Object.entries(prod)) expect(relation, name).toEqual(staging[name]);
+  });
 });
