@@ -1,5 +1,5 @@
 /**
- * `npm run bench:wall-time`: what a deploy costs beyond the dbt build it runs. For each project and
+ * `npx tsx bench/wall-time.ts` (and `npm run bench`): what a deploy costs beyond the dbt build it runs. For each project and
  * strategy on DuckDB, paired runs of a bare `dbt build --target staging` (as a user would type it in
  * the project) and a whole deploy through Temporal, with the median of each, their ratio, and how
  * many times the deploy started dbt. Projects: the example (examples/jaffle_shop) and a generated one
