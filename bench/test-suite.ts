@@ -1,7 +1,8 @@
 /**
- * How long the last `npm test` took, read from the JSON report it leaves in .test-runs/ (vitest's
- * own timings), with the files that took longest: the test suite's table of issue 11. It does not run
- * the suite itself (about 14 minutes on 2 cores): run `npm test` first. Prints; asserts nothing.
+ * How long the last `npm test` took, read from what it leaves in .test-runs/: its setup's output
+ * (setup.txt) and vitest's JSON report, with the files that took longest: the test suite's table of
+ * issue 11 (a cold `.ci/run` is setup plus tests on a clean clone). It does not run the suite itself
+ * (about 14 minutes on 2 cores): run `npm test` first. Prints; asserts nothing.
  *
  *   npm test && npx tsx bench/test-suite.ts
  */
@@ -11,6 +12,7 @@ import { duration, printTable } from './support/table.js';
 
 const ROOT = join(import.meta.dirname, '..');
 const REPORT = join(ROOT, '.test-runs', 'vitest-report.json');
+const SETUP = join(ROOT, '.test-runs', 'setup.txt');
 const COMMAND = 'npm test && npx tsx bench/test-suite.ts';
 
 interface Report {
@@ -31,10 +33,13 @@ if (!existsSync(REPORT)) {
   }));
   const end = Math.max(...report.testResults.map((file) => file.endTime));
   const sum = files.reduce((total, file) => total + file.ms, 0);
+  // scripts/setup ends with "setup: ready in <seconds>s".
+  const setup = existsSync(SETUP) ? /ready in (\d+)s/.exec(readFileSync(SETUP, 'utf8'))?.[1] : undefined;
   printTable(
     `The last \`npm test\` (started ${new Date(report.startTime).toISOString()}), from its JSON report`,
     COMMAND,
     [
+      'setup',
       'tests (first file start to last file end)',
       'sum of the files’ times',
       'files',
@@ -44,6 +49,7 @@ if (!existsSync(REPORT)) {
     ],
     [
       [
+        setup ? `${setup} s` : '-',
         duration(end - Math.min(...report.testResults.map((file) => file.startTime))),
         duration(sum),
         String(files.length),
