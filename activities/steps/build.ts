@@ -194,7 +194,7 @@ export function buildSteps(paths: StepPaths) {
               summary: cloned,
               state: {
                 syncedFromProd: args.buildTarget,
-                ...(await missingFromProd(w, map, stepId, stepDir)),
+                ...(await missingFromProd(map, await prodTablesOf(w, map), stepId, stepDir)),
               },
             };
         }
@@ -219,7 +219,12 @@ export function buildSteps(paths: StepPaths) {
             : {
                 state: {
                   syncedFromProd: args.buildTarget,
-                  ...(await missingFromProd(w, map, stepId, stepDir)),
+                  ...(await missingFromProd(
+                    map,
+                    tables.map((t) => t.from),
+                    stepId,
+                    stepDir,
+                  )),
                 },
               }),
         };
@@ -321,23 +326,29 @@ const LS_MODELS = ['ls', '--resource-type', ...MAPPED_RESOURCES, ...LS_LISTED];
  * build step adds to its selection (see buildSelection).
  */
 async function missingFromProd(
-  w: WarehouseAdapter,
   map: RelationMap,
+  prodTables: Relation[],
   stepId: string,
   dir: string,
 ): Promise<Partial<Pick<StepState, 'artifacts'>>> {
+  const inProd = new Set(prodTables.map(relationName));
   // Snapshots are left out: every state-aware build runs them anyway.
-  const built = map.models.filter(
-    (m) => TABLE_MATERIALIZATIONS.has(m.materialized) && m.resourceType !== 'snapshot',
-  );
-  const kindOf = await kindsOf(
-    w,
-    built.map((m) => m.prod),
-  );
-  const missing = built.filter((m) => kindOf(m.prod) !== 'table').map((m) => m.name);
+  const missing = map.models
+    .filter((m) => TABLE_MATERIALIZATIONS.has(m.materialized) && m.resourceType !== 'snapshot')
+    .filter((m) => !inProd.has(relationName(m.prod)))
+    .map((m) => m.name);
   if (missing.length === 0) return {};
   const notInProd = await writeArtifact(join(dir, 'not-in-prod.json'), missing);
   return { artifacts: { [stepId]: { dir, notInProd } } };
+}
+
+/** Prod's tables among the project's relations, where the sync copied none to find them (a clone). */
+async function prodTablesOf(w: WarehouseAdapter, map: RelationMap): Promise<Relation[]> {
+  const kindOf = await kindsOf(
+    w,
+    map.models.map((m) => m.prod),
+  );
+  return map.models.filter((m) => kindOf(m.prod) === 'table').map((m) => m.prod);
 }
 
 /** A build from the raw layer needs prod to hold it: `prodTables` are prod's tables the sync found. */
